@@ -1,0 +1,134 @@
+"""Settings from the environment (`STREAMHOUSE_…`) and flags, checked once at start.
+
+A wrong setting fails before any work starts, with a message that names it
+(`ConfigError`). Kafka client settings pass straight through to librdkafka:
+`STREAMHOUSE_KAFKA_SASL_USERNAME=alice` becomes `sasl.username=alice`, and a
+properties file named by `STREAMHOUSE_KAFKA_CONFIG_FILE` is read first, so
+secrets can live in a mounted file instead of the environment. Credentials are
+never defaults in code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ENV_PREFIX = "STREAMHOUSE_"
+KAFKA_ENV_PREFIX = "STREAMHOUSE_KAFKA_"
+KAFKA_CONFIG_FILE_ENV = "STREAMHOUSE_KAFKA_CONFIG_FILE"
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command or dataflow needs to know about its surroundings."""
+
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    kafka: Mapping[str, str] = field(default_factory=dict)
+    topic_partitions: int = 3
+    replication_factor: int = 1
+    allowed_lateness_s: float = 10.0
+    lake_dir: Path = Path("lake")
+    recovery_dir: Path = Path("recovery")
+
+    def kafka_config(self, **overrides: str | int | float | bool) -> dict[str, str | int | float | bool]:
+        """librdkafka config for a client: bootstrap + pass-through settings + overrides."""
+        conf: dict[str, str | int | float | bool] = {"bootstrap.servers": self.bootstrap_servers}
+        conf.update(self.kafka)
+        conf.update(overrides)
+        return conf
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some settings changed (flags override the environment)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, kind: type, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be >= {minimum}")
+    return value
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """Java-style `key=value` lines; `#` and `!` start comments."""
+    props: dict[str, str] = {}
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{KAFKA_CONFIG_FILE_ENV}={str(path)!r} cannot be read: {e.strerror}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ConfigError(f"{KAFKA_CONFIG_FILE_ENV}: line {number} of {path} is not key=value")
+        props[key.strip()] = value.strip()
+    return props
+
+
+def kafka_passthrough(env: Mapping[str, str]) -> dict[str, str]:
+    """librdkafka settings from a properties file and `STREAMHOUSE_KAFKA_*` variables.
+
+    librdkafka property names use dots and never underscores, so the mapping from
+    variable name to property name is unambiguous.
+    """
+    conf: dict[str, str] = {}
+    if path := env.get(KAFKA_CONFIG_FILE_ENV):
+        conf.update(read_properties(Path(path)))
+    for name, value in env.items():
+        if name.startswith(KAFKA_ENV_PREFIX) and name != KAFKA_CONFIG_FILE_ENV:
+            conf[name[len(KAFKA_ENV_PREFIX):].lower().replace("_", ".")] = value
+    conf.pop("bootstrap.servers", None)  # has its own setting, below
+    return conf
+
+
+def check_kafka_config(conf: Mapping[str, object]) -> None:
+    """Let librdkafka itself judge every property now, instead of at first use.
+
+    Creating a producer parses the whole config without sending anything yet.
+    """
+    from confluent_kafka import KafkaException, Producer
+
+    try:
+        Producer(dict(conf))
+    except KafkaException as e:
+        reason = e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
+        raise ConfigError(f"Kafka client setting rejected: {reason}") from None
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every setting; raise ConfigError naming the first bad one."""
+    env = os.environ if env is None else env
+    bootstrap = (
+        env.get("STREAMHOUSE_BOOTSTRAP_SERVERS")
+        or env.get("STREAMHOUSE_KAFKA_BOOTSTRAP_SERVERS")
+        or env.get("KAFKA_BOOTSTRAP_SERVERS")
+        or DEFAULT_BOOTSTRAP
+    )
+    return Settings(
+        bootstrap_servers=bootstrap,
+        kafka=kafka_passthrough(env),
+        topic_partitions=int(_number(env, "STREAMHOUSE_TOPIC_PARTITIONS", 3, kind=int, minimum=1)),
+        replication_factor=int(
+            _number(env, "STREAMHOUSE_REPLICATION_FACTOR", 1, kind=int, minimum=1)
+        ),
+        allowed_lateness_s=_number(
+            env, "STREAMHOUSE_ALLOWED_LATENESS_S", 10.0, kind=float, minimum=0.0
+        ),
+        lake_dir=Path(env.get("STREAMHOUSE_LAKE_DIR") or "lake"),
+        recovery_dir=Path(env.get("STREAMHOUSE_RECOVERY_DIR") or "recovery"),
+    )
