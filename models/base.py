@@ -7,6 +7,7 @@ aggregate later (a 1e300 price, a year-9999 timestamp, a NaN latency).
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar
 
@@ -61,3 +62,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     def key(self) -> str:
         """The entity this event is about, so one entity's events stay in order."""
         return str(getattr(self, self.key_field))
+
+
+def derived_id(*parts: object) -> str:
+    """A deterministic id for a derived record (flow, key, window ...): reruns give the same id."""
+    text = "\x1f".join(str(part) for part in parts)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()

@@ -5,11 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-import msgspec
-
 from models.base import Currency, DurationMs, Event, Id, Money, Text
 from models.orders import OrderItem
-
 
 
 class UserEvent(Event, frozen=True, kw_only=True):

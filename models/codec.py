@@ -73,12 +73,18 @@ class BatchDecoder:
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
-        self._decode_one = _log_decoder() if topic == LOG_EVENTS else _json_decoder(spec(topic).schema)
+        self._decode_one = (
+            _log_decoder() if topic == LOG_EVENTS else _json_decoder(spec(topic).schema)
+        )
 
-    def decode(self, raw: bytes) -> Event:
+    def decode(self, raw: bytes | None) -> Event:
         """Decode one message; raises ValueError with the reason on bad input."""
+        if raw is None:
+            raise ValueError("empty message (null value)")
         if len(raw) > MAX_EVENT_BYTES:
-            raise ValueError(f"message of {len(raw)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit")
+            raise ValueError(
+                f"message of {len(raw)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit"
+            )
         if not raw.isascii():
             # msgspec does not check UTF-8 inside object keys or skipped values.
             try:
@@ -95,14 +101,11 @@ class BatchDecoder:
         indices: list[int] = []
         failures: list[DecodeFailure] = []
         for index, raw in enumerate(raws):
-            if raw is None:
-                failures.append(DecodeFailure(index, b"", "empty message (null value)"))
-                continue
             try:
                 events.append(self.decode(raw))
                 indices.append(index)
             except ValueError as e:
-                failures.append(DecodeFailure(index, raw, str(e)))
+                failures.append(DecodeFailure(index, raw or b"", str(e)))
         return DecodedBatch(events, indices, failures)
 
 

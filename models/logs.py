@@ -68,9 +68,7 @@ def parse_plain(raw: bytes) -> LogRecord:
         raise ValueError(f"log line is not UTF-8 (byte {e.start})") from None
     match = _PLAIN.fullmatch(line)
     if match is None:
-        raise ValueError(
-            "log line matches neither JSON nor `<ts> <LEVEL> [<service>] <message>`"
-        )
+        raise ValueError("log line matches neither JSON nor `<ts> <LEVEL> [<service>] <message>`")
     level = _LEVEL_ALIASES.get(match["level"], match["level"])
     if level not in Level.__members__:
         raise ValueError(f"unknown log level {match['level']!r}")

@@ -115,6 +115,10 @@ class OrderDelivered(OrderEvent, frozen=True, kw_only=True, tag="order_delivered
 
 
 class OrderCancelled(OrderEvent, frozen=True, kw_only=True, tag="order_cancelled"):
+    """Carries the order's value and currency, so consumers need no lookup to report it."""
+
+    total: Money
+    currency: Currency
     reason: Text = ""
 
 

@@ -37,7 +37,9 @@ class Settings:
     lake_dir: Path = Path("lake")
     recovery_dir: Path = Path("recovery")
 
-    def kafka_config(self, **overrides: str | int | float | bool) -> dict[str, str | int | float | bool]:
+    def kafka_config(
+        self, **overrides: str | int | float | bool
+    ) -> dict[str, str | int | float | bool]:
         """librdkafka config for a client: bootstrap + pass-through settings + overrides."""
         conf: dict[str, str | int | float | bool] = {"bootstrap.servers": self.bootstrap_servers}
         conf.update(self.kafka)
@@ -49,7 +51,9 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, kind: type, minimum: float) -> float:
+def _number(
+    env: Mapping[str, str], name: str, default: float, *, kind: type, minimum: float
+) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -68,7 +72,9 @@ def read_properties(path: Path) -> dict[str, str]:
     try:
         text = path.read_text()
     except OSError as e:
-        raise ConfigError(f"{KAFKA_CONFIG_FILE_ENV}={str(path)!r} cannot be read: {e.strerror}") from None
+        raise ConfigError(
+            f"{KAFKA_CONFIG_FILE_ENV}={str(path)!r} cannot be read: {e.strerror}"
+        ) from None
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line[0] in "#!":
@@ -91,7 +97,7 @@ def kafka_passthrough(env: Mapping[str, str]) -> dict[str, str]:
         conf.update(read_properties(Path(path)))
     for name, value in env.items():
         if name.startswith(KAFKA_ENV_PREFIX) and name != KAFKA_CONFIG_FILE_ENV:
-            conf[name[len(KAFKA_ENV_PREFIX):].lower().replace("_", ".")] = value
+            conf[name[len(KAFKA_ENV_PREFIX) :].lower().replace("_", ".")] = value
     conf.pop("bootstrap.servers", None)  # has its own setting, below
     return conf
 
@@ -107,7 +113,10 @@ def check_kafka_config(conf: Mapping[str, object]) -> None:
         Producer(dict(conf))
     except KafkaException as e:
         reason = e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
-        raise ConfigError(f"Kafka client setting rejected: {reason}") from None
+        raise ConfigError(
+            f"Kafka client setting rejected: {reason} "
+            f"(set via STREAMHOUSE_KAFKA_* or {KAFKA_CONFIG_FILE_ENV})"
+        ) from None
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Settings:

@@ -101,7 +101,8 @@ class SimConfig:
             "users": self.users > 0,
             "products": self.products > 0,
             "sessions": self.sessions > 0,
-            "jitter_s": 0 <= self.jitter_s < self.allowed_lateness_s or self.allowed_lateness_s == 0,
+            "jitter_s": 0 <= self.jitter_s < self.allowed_lateness_s
+            or self.allowed_lateness_s == 0,
             "late_fraction": 0 <= self.late_fraction <= 1,
             "duplicate_fraction": 0 <= self.duplicate_fraction <= 1,
             "malformed_fraction": 0 <= self.malformed_fraction <= 1,
@@ -109,7 +110,9 @@ class SimConfig:
         }
         for name, ok in checks.items():
             if not ok:
-                raise ValueError(f"simulator setting {name}={getattr(self, name)!r} is out of range")
+                raise ValueError(
+                    f"simulator setting {name}={getattr(self, name)!r} is out of range"
+                )
         if self.start.tzinfo is None:
             raise ValueError("simulator setting start must be timezone-aware (UTC)")
 
@@ -179,8 +182,10 @@ def plan_incidents(config: SimConfig, rng: random.Random) -> list[Incident]:
     entity = rng.choice(world.BUSINESS_ENTITIES)
     return [
         Incident(
-            "latency_spike", f"{slow_route.service} {slow_route.method} {slow_route.route}",
-            *window(0.20, 0.30), 6.0,
+            "latency_spike",
+            f"{slow_route.service} {slow_route.method} {slow_route.route}",
+            *window(0.20, 0.30),
+            6.0,
         ),
         Incident("error_burst", failing.name, *window(0.40, 0.50), 0.3),
         Incident("order_drop", "orders", *window(0.60, 0.70), 0.15),
@@ -273,7 +278,9 @@ class _Run:
     def _emit(self, topic: str, event: Event, ts: float) -> None:
         self._deliver(topic, event.key().encode(), encode(event), ts)
 
-    def _deliver(self, topic: str, key: bytes, raw: bytes, ts: float, json_raw: bytes = b"") -> None:
+    def _deliver(
+        self, topic: str, key: bytes, raw: bytes, ts: float, json_raw: bytes = b""
+    ) -> None:
         """Send `raw`, possibly broken, delayed, late or twice. `json_raw` is what to break."""
         c, rng, stats = self.c, self.rng, self.stats
         stats.events += 1
@@ -353,23 +360,37 @@ class _Run:
             (0.50, 0.20, 0.12, 0.12, 0.06),
         )[0]
         search = action is Action.SEARCH
-        self._emit(USER_BEHAVIOR, UserAction(
-            event_id=self._id(), ts=self._time(ts), user_id=session.user, action=action,
-            session_id=session.session_id,
-            item_id=None if search else self._sku(),
-            query=rng.choice(world.SEARCH_TERMS) if search else None,
-        ), ts)
+        self._emit(
+            USER_BEHAVIOR,
+            UserAction(
+                event_id=self._id(),
+                ts=self._time(ts),
+                user_id=session.user,
+                action=action,
+                session_id=session.session_id,
+                item_id=None if search else self._sku(),
+                query=rng.choice(world.SEARCH_TERMS) if search else None,
+            ),
+            ts,
+        )
         if rng.random() < 0.08:  # the session ends; another user starts one
             self.sessions[slot] = self._new_session()
 
     def _page_view(self, ts: float) -> None:
         rng = self.rng
         url = world.PAGES[self.page_popularity.draw(rng)].replace("{sku}", self._sku())
-        self._emit(PAGE_VIEWS, PageView(
-            event_id=self._id(), ts=self._time(ts), user_id=self._user(), url=url,
-            referrer=rng.choice(world.REFERRERS),
-            duration_ms=round(world.lognormal(rng, 8000.0, 0.9), 1),
-        ), ts)
+        self._emit(
+            PAGE_VIEWS,
+            PageView(
+                event_id=self._id(),
+                ts=self._time(ts),
+                user_id=self._user(),
+                url=url,
+                referrer=rng.choice(world.REFERRERS),
+                duration_ms=round(world.lognormal(rng, 8000.0, 0.9), 1),
+            ),
+            ts,
+        )
 
     def _user_event(self, ts: float) -> None:
         rng, common = self.rng, {"event_id": self._id(), "ts": self._time(ts)}
@@ -378,14 +399,25 @@ class _Run:
         if roll < 0.05:
             user = f"u-{self.next_signup:06d}"
             self.next_signup += 1
-            event = Signup(**common, user_id=user, country=rng.choice(("DE", "FR", "GB", "ES")),
-                           channel=rng.choice(("web", "ios", "android")))
+            event = Signup(
+                **common,
+                user_id=user,
+                country=rng.choice(("DE", "FR", "GB", "ES")),
+                channel=rng.choice(("web", "ios", "android")),
+            )
         elif roll < 0.85:
-            event = Login(**common, user_id=self._user(), method=rng.choice(("password", "sso")),
-                          success=rng.random() > 0.03)
+            event = Login(
+                **common,
+                user_id=self._user(),
+                method=rng.choice(("password", "sso")),
+                success=rng.random() > 0.03,
+            )
         else:
-            event = ProfileUpdate(**common, user_id=self._user(),
-                                  fields=tuple(sorted(rng.sample(("email", "address", "name"), 1))))
+            event = ProfileUpdate(
+                **common,
+                user_id=self._user(),
+                fields=tuple(sorted(rng.sample(("email", "address", "name"), 1))),
+            )
         self._emit(USER_EVENTS, event, ts)
 
     # --- service telemetry ------------------------------------------------------
@@ -406,10 +438,19 @@ class _Run:
             status = rng.choice((400, 404, 409, 422))
         else:
             status = 201 if route.method == "POST" else 200
-        self._emit(METRICS_EVENTS, HttpRequest(
-            event_id=self._id(), ts=self._time(ts), service=route.service, method=route.method,
-            route=route.route, status=status, duration_ms=round(min(duration, 600_000.0), 2),
-        ), ts)
+        self._emit(
+            METRICS_EVENTS,
+            HttpRequest(
+                event_id=self._id(),
+                ts=self._time(ts),
+                service=route.service,
+                method=route.method,
+                route=route.route,
+                status=status,
+                duration_ms=round(min(duration, 600_000.0), 2),
+            ),
+            ts,
+        )
 
     def _log_line(self, ts: float) -> None:
         rng = self.rng
@@ -417,11 +458,20 @@ class _Run:
         burst = self._incident("error_burst", service.name, ts) is not None
         error_share = 0.6 if burst else 0.03
         roll = rng.random()
-        level = Level.ERROR if roll < error_share else Level.WARN if roll < error_share + 0.1 else Level.INFO
+        level = (
+            Level.ERROR
+            if roll < error_share
+            else Level.WARN
+            if roll < error_share + 0.1
+            else Level.INFO
+        )
         template = rng.choice(world.LOG_MESSAGES[level.value])
         message = template.format(ms=rng.randint(50, 5000), n=rng.randint(100, 10_000))
         record = LogRecord(
-            event_id=self._id(), ts=self._time(ts), level=level, service=service.name,
+            event_id=self._id(),
+            ts=self._time(ts),
+            level=level,
+            service=service.name,
             message=message,
             error_type=rng.choice(service.error_types) if level is Level.ERROR else None,
         )
@@ -437,10 +487,17 @@ class _Run:
 
     def _publish_anomaly_models(self) -> None:
         for metric, entity in self.series:
-            self._emit(ANOMALY_MODELS, AnomalyModel(
-                event_id=self._id(), ts=self._time(self.start_s), model_key=f"{metric}:{entity}",
-                method=DetectorMethod.EWMA, params={"alpha": 0.2, "z": 4.0, "warmup": 10.0},
-            ), self.start_s)
+            self._emit(
+                ANOMALY_MODELS,
+                AnomalyModel(
+                    event_id=self._id(),
+                    ts=self._time(self.start_s),
+                    model_key=f"{metric}:{entity}",
+                    method=DetectorMethod.EWMA,
+                    params={"alpha": 0.2, "z": 4.0, "warmup": 10.0},
+                ),
+                self.start_s,
+            )
 
     def _business_metric(self, ts: float) -> None:
         rng = self.rng
@@ -449,10 +506,18 @@ class _Run:
         value = world.BUSINESS_METRICS[metric] * daily * (1.0 + rng.gauss(0.0, 0.05))
         if (spike := self._incident("metric_spike", f"{metric}:{entity}", ts)) is not None:
             value *= spike
-        self._emit(BUSINESS_EVENTS, BusinessMetric(
-            event_id=self._id(), ts=self._time(ts), metric=metric, entity=entity,
-            value=round(value, 3), dims={"region": entity.split("-")[1]},
-        ), ts)
+        self._emit(
+            BUSINESS_EVENTS,
+            BusinessMetric(
+                event_id=self._id(),
+                ts=self._time(ts),
+                metric=metric,
+                entity=entity,
+                value=round(value, 3),
+                dims={"region": entity.split("-")[1]},
+            ),
+            ts,
+        )
 
     # --- orders -----------------------------------------------------------------
 
@@ -464,18 +529,37 @@ class _Run:
         rng = self.rng
         self.next_order += 1
         items = tuple(
-            OrderItem(sku=f"p-{sku:05d}", qty=rng.randint(1, 3), unit_price=world.product_price(sku))
+            OrderItem(
+                sku=f"p-{sku:05d}", qty=rng.randint(1, 3), unit_price=world.product_price(sku)
+            )
             for sku in sorted({self.products.draw(rng) for _ in range(rng.randint(1, 4))})
         )
         currency = world.weighted(rng, world.CURRENCIES, world.CURRENCY_WEIGHTS)
         order = _Order(f"o-{self.c.seed}-{self.next_order:08d}", self._user(), items, currency)
         command_id = self._id()
-        self._emit(ORDER_COMMANDS, CreateOrder(
-            event_id=self._id(), ts=self._time(ts), command_id=command_id, order_id=order.order_id,
-            customer_id=order.customer_id, items=items, currency=currency,
-        ), ts)
-        self._event(OrderCreated, order, ts + 0.05, command_id, customer_id=order.customer_id,
-                    items=items, currency=currency, total=order_total(items))
+        self._emit(
+            ORDER_COMMANDS,
+            CreateOrder(
+                event_id=self._id(),
+                ts=self._time(ts),
+                command_id=command_id,
+                order_id=order.order_id,
+                customer_id=order.customer_id,
+                items=items,
+                currency=currency,
+            ),
+            ts,
+        )
+        self._event(
+            OrderCreated,
+            order,
+            ts + 0.05,
+            command_id,
+            customer_id=order.customer_id,
+            items=items,
+            currency=currency,
+            total=order_total(items),
+        )
         if rng.random() < self.c.invalid_command_fraction:
             self.stats.invalid_commands += 1
             self._schedule(ts + 1.0, "invalid_deliver", order)
@@ -485,30 +569,55 @@ class _Run:
         elif roll < 0.95:
             self._schedule(ts + rng.expovariate(1 / 30), "cancel", order)
 
-    def _event(self, kind: type[Event], order: _Order, ts: float, command_id: str,
-               **fields: object) -> None:
+    def _event(
+        self, kind: type[Event], order: _Order, ts: float, command_id: str, **fields: object
+    ) -> None:
         """The event the write side would publish for an accepted command."""
         if self.c.order_events:
-            self._emit(ORDER_EVENTS, kind(  # type: ignore[call-arg]
-                event_id=self._id(), ts=self._time(ts), order_id=order.order_id,
-                version=order.version, command_id=command_id, **fields,
-            ), ts)
+            self._emit(
+                ORDER_EVENTS,
+                kind(  # type: ignore[call-arg]
+                    event_id=self._id(),
+                    ts=self._time(ts),
+                    order_id=order.order_id,
+                    version=order.version,
+                    command_id=command_id,
+                    **fields,
+                ),
+                ts,
+            )
         order.version += 1
 
     def _order_step(self, action: str, order: _Order, ts: float) -> None:
         rng = self.rng
         command_id = self._id()
-        common = {"event_id": self._id(), "ts": self._time(ts), "command_id": command_id,
-                  "order_id": order.order_id}
+        common = {
+            "event_id": self._id(),
+            "ts": self._time(ts),
+            "command_id": command_id,
+            "order_id": order.order_id,
+        }
         total = order_total(order.items)
         if action == "pay":
-            self._emit(ORDER_COMMANDS, PayOrder(**common, amount=total, currency=order.currency), ts)
-            self._event(OrderPaid, order, ts + 0.05, command_id, amount=total,
-                        currency=order.currency)
-            self._emit(PURCHASES, Purchase(
-                event_id=self._id(), ts=self._time(ts + 0.1), user_id=order.customer_id,
-                order_id=order.order_id, amount=total, currency=order.currency, items=order.items,
-            ), ts + 0.1)
+            self._emit(
+                ORDER_COMMANDS, PayOrder(**common, amount=total, currency=order.currency), ts
+            )
+            self._event(
+                OrderPaid, order, ts + 0.05, command_id, amount=total, currency=order.currency
+            )
+            self._emit(
+                PURCHASES,
+                Purchase(
+                    event_id=self._id(),
+                    ts=self._time(ts + 0.1),
+                    user_id=order.customer_id,
+                    order_id=order.order_id,
+                    amount=total,
+                    currency=order.currency,
+                    items=order.items,
+                ),
+                ts + 0.1,
+            )
             if rng.random() < 0.05:
                 self._schedule(ts + rng.expovariate(1 / 30), "cancel", order)
             else:
@@ -523,7 +632,15 @@ class _Run:
             self._event(OrderDelivered, order, ts + 0.05, command_id)
         elif action == "cancel":
             self._emit(ORDER_COMMANDS, CancelOrder(**common, reason="customer request"), ts)
-            self._event(OrderCancelled, order, ts + 0.05, command_id, reason="customer request")
+            self._event(
+                OrderCancelled,
+                order,
+                ts + 0.05,
+                command_id,
+                total=total,
+                currency=order.currency,
+                reason="customer request",
+            )
         elif action == "invalid_deliver":  # not shipped yet: the write side must reject it
             self._emit(ORDER_COMMANDS, DeliverOrder(**common), ts)
 

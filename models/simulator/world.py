@@ -34,7 +34,9 @@ class Service:
 
 SERVICES: tuple[Service, ...] = (
     Service("api-gateway", ("UpstreamTimeout", "RateLimitError"), 0.002),
-    Service("order-service", ("OrderValidationError", "DatabaseTimeout", "ConcurrencyError"), 0.004),
+    Service(
+        "order-service", ("OrderValidationError", "DatabaseTimeout", "ConcurrencyError"), 0.004
+    ),
     Service("payment-service", ("PaymentTimeout", "CardDeclinedError", "GatewayFailure"), 0.006),
     Service("catalog-service", ("CacheMissError", "SearchBackendTimeout"), 0.003),
     Service("user-service", ("AuthError", "SessionStoreTimeout"), 0.003),
@@ -55,15 +57,32 @@ ROUTES: tuple[Route, ...] = (
 )
 
 PAGES: tuple[str, ...] = (
-    "/", "/search", "/product/{sku}", "/cart", "/checkout", "/account", "/orders", "/help",
+    "/",
+    "/search",
+    "/product/{sku}",
+    "/cart",
+    "/checkout",
+    "/account",
+    "/orders",
+    "/help",
 )
 REFERRERS: tuple[str | None, ...] = (
-    None, "https://www.google.com/", "https://news.example.org/", "https://social.example.com/",
+    None,
+    "https://www.google.com/",
+    "https://news.example.org/",
+    "https://social.example.com/",
 )
 CURRENCIES: tuple[str, ...] = ("EUR", "USD", "GBP")
 CURRENCY_WEIGHTS: tuple[float, ...] = (0.6, 0.3, 0.1)
 SEARCH_TERMS: tuple[str, ...] = (
-    "shoes", "jacket", "coffee", "headphones", "lamp", "backpack", "gift", "sale",
+    "shoes",
+    "jacket",
+    "coffee",
+    "headphones",
+    "lamp",
+    "backpack",
+    "gift",
+    "sale",
 )
 
 BUSINESS_METRICS: dict[str, float] = {

@@ -62,10 +62,16 @@ def kafka_libs(version: str = KAFKA_VERSION) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     with resources.as_file(pom) as pom_path:
         cmd = [
-            mvn, "-B", "-q", "-f", str(pom_path), f"-Dkafka.version={version}",
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom_path),
+            f"-Dkafka.version={version}",
             f"-Dmaven.repo.local={cache_dir() / 'm2'}",
             f"{MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies",
-            "-DincludeScope=runtime", f"-DoutputDirectory={partial}",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={partial}",
         ]
         done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -128,10 +134,16 @@ class LocalBroker:
             raise BrokerError("Java 17+ (`java`) is not on PATH; the Kafka broker needs it")
         log4j = resources.files(__package__) / "log4j2.properties"
         return [
-            java, f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC",
+            java,
+            f"-Xms{self.heap}",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
             "-XX:TieredStopAtLevel=1",  # faster start; a test broker never gets hot
-            "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true",
-            f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*",
+            "-Djava.awt.headless=true",
+            "-Djava.net.preferIPv4Stack=true",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            f"{libs}/*",
         ]
 
     def start(self) -> LocalBroker:
@@ -152,14 +164,22 @@ class LocalBroker:
         java = self._java(libs)
         fmt = subprocess.run(
             [*java, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)],
-            capture_output=True, text=True, timeout=START_TIMEOUT_S,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
         )
         if fmt.returncode != 0:
-            raise BrokerError(f"formatting KRaft storage failed:\n{(fmt.stdout + fmt.stderr)[-4000:]}")
+            raise BrokerError(
+                f"formatting KRaft storage failed:\n{(fmt.stdout + fmt.stderr)[-4000:]}"
+            )
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(
-                [*java, "kafka.Kafka", str(props)], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
+                [*java, "kafka.Kafka", str(props)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         self.bootstrap = f"127.0.0.1:{bport}"
         try:
@@ -191,7 +211,7 @@ class LocalBroker:
                 meta = admin.list_topics(timeout=1.0)
                 if meta.brokers:
                     return
-            except Exception:  # noqa: BLE001 - not up yet; the deadline bounds the loop
+            except Exception:
                 pass
             time.sleep(0.2)
 

@@ -1,0 +1,198 @@
+"""Where dataflows read from: Kafka, or the simulator in-process. Both emit `MessageBatch` items.
+
+Each `next_batch` returns ONE item, the list of messages of one poll, so
+bytewax moves one Python object per poll instead of one per message. Positions
+(Kafka offsets, simulator record counts) live in bytewax recovery snapshots;
+nothing is committed to Kafka consumer groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import islice
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from dataflows.messages import MessageBatch, RawMessage
+from models.simulator import SimConfig, SimRecord, Simulator
+
+SIMULATOR_PARTITION = "simulator"
+
+TUNED_CONSUMER: dict[str, str | int | bool] = {
+    # Without these the consumer waits on the broker most of the time
+    # (shared/notes/performance.md: ~2.8x on the measured pipeline).
+    "fetch.wait.max.ms": 10,
+    "max.partition.fetch.bytes": 10 * 1024 * 1024,
+    "fetch.max.bytes": 50 * 1024 * 1024,
+    "queued.min.messages": 100_000,
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+}
+
+
+# --- simulator ------------------------------------------------------------------
+
+
+class _SimulatorPartition(StatefulSourcePartition[MessageBatch, int]):
+    """Replays the deterministic simulation; the snapshot is how many records were emitted."""
+
+    def __init__(
+        self,
+        config: SimConfig,
+        batch_size: int,
+        position: int,
+        on_batch: Callable[[int], None] | None,
+    ) -> None:
+        self._offsets: dict[str, int] = {}
+        self._records: Iterator[SimRecord] = Simulator(config).records()
+        self._batch_size = batch_size
+        self._position = 0
+        self._on_batch = on_batch
+        while self._position < position:  # resume: the simulation is deterministic
+            if not self._take(min(batch_size, position - self._position)):
+                break
+
+    def _take(self, n: int) -> MessageBatch:
+        batch = []
+        for record in islice(self._records, n):
+            offset = self._offsets.get(record.topic, 0)
+            self._offsets[record.topic] = offset + 1
+            batch.append(
+                RawMessage(record.topic, 0, offset, record.key, record.value, record.headers)
+            )
+        self._position += len(batch)
+        return batch
+
+    def next_batch(self) -> Iterable[MessageBatch]:
+        batch = self._take(self._batch_size)
+        if not batch:
+            raise StopIteration
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
+        return [batch]
+
+    def snapshot(self) -> int:
+        return self._position
+
+
+class SimulatorSource(FixedPartitionedSource[MessageBatch, int]):
+    """The traffic simulator as a bytewax source: no broker needed (the demo, tests).
+
+    `on_batch(n)` is called after each batch, e.g. to drive a progress bar.
+    """
+
+    def __init__(
+        self,
+        config: SimConfig,
+        batch_size: int = 5_000,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.batch_size = batch_size
+        self.on_batch = on_batch
+
+    def list_parts(self) -> list[str]:
+        return [SIMULATOR_PARTITION]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: int | None
+    ) -> _SimulatorPartition:
+        return _SimulatorPartition(self.config, self.batch_size, resume_state or 0, self.on_batch)
+
+
+# --- Kafka ------------------------------------------------------------------------
+
+
+class _KafkaPartition(StatefulSourcePartition[MessageBatch, int]):
+    """One consumer per topic-partition, assigned (not subscribed) at the resume offset."""
+
+    def __init__(
+        self,
+        config: Mapping[str, object],
+        topic: str,
+        partition: int,
+        resume_offset: int | None,
+        batch_size: int,
+        until_eof: bool,
+    ) -> None:
+        self._topic, self._partition, self._batch_size = topic, partition, batch_size
+        self._consumer = Consumer(dict(config))
+        start = OFFSET_BEGINNING if resume_offset is None else resume_offset
+        self._consumer.assign([TopicPartition(topic, partition, start)])
+        self._next_offset = resume_offset
+        self._end: int | None = None
+        if until_eof:
+            _, self._end = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=30.0
+            )
+
+    def next_batch(self) -> Iterable[MessageBatch]:
+        if self._end is not None and (self._next_offset or 0) >= self._end:
+            raise StopIteration
+        messages = self._consumer.consume(self._batch_size, timeout=0.1)
+        batch = []
+        for m in messages:
+            if (error := m.error()) is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(error)
+            offset = m.offset()
+            if self._end is not None and offset >= self._end:
+                break
+            batch.append(
+                RawMessage(
+                    self._topic,
+                    self._partition,
+                    offset,
+                    m.key(),
+                    m.value(),
+                    tuple(m.headers() or ()),
+                )
+            )
+            self._next_offset = offset + 1
+        return [batch] if batch else []
+
+    def next_awake(self) -> None:
+        return None  # consume() already waits up to its timeout
+
+    def snapshot(self) -> int | None:
+        return self._next_offset
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class KafkaBatchSource(FixedPartitionedSource[MessageBatch, int | None]):
+    """Reads topics from Kafka as batches; `until_eof` stops at the end offsets seen at start."""
+
+    def __init__(
+        self,
+        config: Mapping[str, object],
+        topics: Iterable[str],
+        batch_size: int = 10_000,
+        until_eof: bool = False,
+    ) -> None:
+        self.config = {**TUNED_CONSUMER, "group.id": "streamhouse", **config}
+        self.topics = list(topics)
+        self.batch_size = batch_size
+        self.until_eof = until_eof
+
+    def list_parts(self) -> list[str]:
+        consumer = Consumer(dict(self.config))
+        try:
+            parts = []
+            for topic in self.topics:
+                meta = consumer.list_topics(topic, timeout=30.0).topics[topic]
+                if meta.error is not None:
+                    raise KafkaException(meta.error)
+                parts += [f"{topic}#{p}" for p in sorted(meta.partitions)]
+            return parts
+        finally:
+            consumer.close()
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
+        topic, _, partition = for_part.rpartition("#")
+        return _KafkaPartition(
+            self.config, topic, int(partition), resume_state, self.batch_size, self.until_eof
+        )

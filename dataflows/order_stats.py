@@ -1,0 +1,151 @@
+"""order_stats: orders per minute and per currency, from `order-events`.
+
+    order-events ─► decode ─┬─► dead letters
+                            └─► created | paid | cancelled ─► key by currency
+                                 ─► 1-min event-time window (duplicates counted once)
+                                 ─┬─► OrderStatsMinute rows
+                                  └─► late events
+
+Run it: `streamhouse run order_stats` or `python -m bytewax.run dataflows.order_stats:flow`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import bytewax.operators as op
+import bytewax.operators.windowing as win
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+
+from dataflows.decode import TopicDecoder
+from dataflows.messages import DeadLetter, LateEvent, MessageBatch
+from dataflows.windows import MINUTE, event_clock, tumbling, window_start
+from models.base import Event, derived_id
+from models.orders import OrderCancelled, OrderCreated, OrderPaid
+from models.stats import OrderStatsMinute
+from models.topics import ORDER_EVENTS
+
+FLOW = "order_stats"
+INPUT_TOPICS = (ORDER_EVENTS,)
+Counted = OrderCreated | OrderPaid | OrderCancelled
+
+
+@dataclass
+class OrderWindow:
+    """One currency's orders in one window. `seen` makes a re-delivered event count once."""
+
+    seen: set[str] = field(default_factory=set)
+    created: int = 0
+    paid: int = 0
+    cancelled: int = 0
+    revenue: float = 0.0
+    created_value: float = 0.0
+    duplicates: int = 0
+
+    def add(self, event: Counted) -> OrderWindow:
+        if event.event_id in self.seen:
+            self.duplicates += 1
+            return self
+        self.seen.add(event.event_id)
+        if isinstance(event, OrderCreated):
+            self.created += 1
+            self.created_value += event.total
+        elif isinstance(event, OrderPaid):
+            self.paid += 1
+            self.revenue += event.amount
+        else:
+            self.cancelled += 1
+        return self
+
+    def merge(self, other: OrderWindow) -> OrderWindow:
+        merged = OrderWindow(seen=set(self.seen))
+        merged.duplicates = self.duplicates + other.duplicates
+        for name in ("created", "paid", "cancelled", "revenue", "created_value"):
+            setattr(merged, name, getattr(self, name) + getattr(other, name))
+        overlap = len(self.seen & other.seen)
+        merged.seen |= other.seen
+        merged.duplicates += overlap
+        return merged
+
+
+def to_row(currency_window: tuple[str, tuple[int, OrderWindow]]) -> OrderStatsMinute:
+    currency, (window_id, w) = currency_window
+    start = window_start(window_id, MINUTE)
+    return OrderStatsMinute(
+        stats_id=derived_id(FLOW, currency, start.isoformat()),
+        window_start=start,
+        window_end=start + MINUTE,
+        currency=currency,
+        orders_created=w.created,
+        orders_paid=w.paid,
+        orders_cancelled=w.cancelled,
+        revenue=round(w.revenue, 2),
+        avg_order_value=round(w.created_value / w.created, 2) if w.created else None,
+        duplicates_ignored=w.duplicates,
+    )
+
+
+def to_late(currency_event: tuple[str, tuple[int, Counted]]) -> LateEvent:
+    currency, (window_id, event) = currency_event
+    return LateEvent(
+        flow=FLOW,
+        key=currency,
+        event_id=event.event_id,
+        ts=event.ts,
+        window_start=window_start(window_id, MINUTE),
+    )
+
+
+def is_event(item: Event | DeadLetter) -> bool:
+    return not isinstance(item, DeadLetter)
+
+
+def build(
+    source: Source[MessageBatch],
+    stats: Sink[OrderStatsMinute],
+    dead_letters: Sink[DeadLetter],
+    late_events: Sink[LateEvent],
+    allowed_lateness_s: float = 10.0,
+) -> Dataflow:
+    flow = Dataflow(FLOW)
+    batches = op.input("order_events", flow, source)
+    decoded = op.flat_map("decode", batches, TopicDecoder(FLOW, INPUT_TOPICS))
+    valid = op.branch("split_dead_letters", decoded, is_event)
+    op.output("dead_letters", valid.falses, dead_letters)
+    counted = op.filter("created_paid_cancelled", valid.trues, lambda e: isinstance(e, Counted))
+    by_currency = op.key_on("by_currency", counted, lambda e: e.currency)
+    windows = win.fold_window(
+        "minute_windows",
+        by_currency,
+        event_clock(lambda e: e.ts, allowed_lateness_s),
+        tumbling(MINUTE),
+        OrderWindow,
+        OrderWindow.add,
+        OrderWindow.merge,
+    )
+    op.output("stats", op.map("to_rows", windows.down, to_row), stats)
+    op.output("late_events", op.map("to_late", windows.late, to_late), late_events)
+    return flow
+
+
+def flow_from_env() -> Dataflow:
+    from dataflows.runtime import dead_letter_sink, late_sink, source_from_env, stats_sink
+    from streamhouse.config import from_env
+
+    settings = from_env()
+    return build(
+        source_from_env(settings, INPUT_TOPICS),
+        stats_sink(),
+        dead_letter_sink(),
+        late_sink(),
+        settings.allowed_lateness_s,
+    )
+
+
+def __getattr__(name: str) -> Dataflow:
+    """`python -m bytewax.run dataflows.order_stats:flow` builds the flow from the environment."""
+    if name == "flow":
+        return flow_from_env()
+    raise AttributeError(name)

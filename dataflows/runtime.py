@@ -1,0 +1,71 @@
+"""How a dataflow module run by `bytewax.run` finds its input and outputs: the environment.
+
+`STREAMHOUSE_INPUT` picks the source: `kafka` (default) or `simulator`. With
+`STREAMHOUSE_UNTIL_EOF=1` the Kafka source stops at the end offsets it saw at
+start (batch jobs, tests). Results go to stdout as JSON lines; dead letters and
+late events to stderr, one JSON object per line, each tagged by its kind.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from bytewax.inputs import Source
+
+from dataflows.inputs import KafkaBatchSource, SimulatorSource
+from dataflows.messages import MessageBatch
+from models.simulator import SimConfig
+from sinks.jsonl import JsonLinesSink
+from streamhouse.config import ConfigError, Settings
+
+INPUTS = ("kafka", "simulator")
+TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in TRUE
+
+
+def simulator_config_from_env(settings: Settings) -> SimConfig:
+    def number(name: str, default: float, kind: type = float) -> Any:
+        raw = os.environ.get(name)
+        try:
+            return default if raw in (None, "") else kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+
+    try:
+        return SimConfig(
+            seed=number("STREAMHOUSE_SIM_SEED", 42, int),
+            events_per_s=number("STREAMHOUSE_SIM_RATE", 200.0),
+            duration_s=number("STREAMHOUSE_SIM_DURATION_S", 600, int),
+            allowed_lateness_s=settings.allowed_lateness_s,
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def source_from_env(settings: Settings, topics: Iterable[str]) -> Source[MessageBatch]:
+    kind = os.environ.get("STREAMHOUSE_INPUT", "kafka")
+    if kind == "kafka":
+        return KafkaBatchSource(
+            settings.kafka_config(), topics, until_eof=_flag("STREAMHOUSE_UNTIL_EOF")
+        )
+    if kind == "simulator":
+        return SimulatorSource(simulator_config_from_env(settings))
+    raise ConfigError(f"STREAMHOUSE_INPUT={kind!r} is not one of {', '.join(INPUTS)}")
+
+
+def stats_sink() -> JsonLinesSink:
+    return JsonLinesSink(sys.stdout)
+
+
+def dead_letter_sink() -> JsonLinesSink:
+    return JsonLinesSink(sys.stderr)
+
+
+def late_sink() -> JsonLinesSink:
+    return JsonLinesSink(sys.stderr)

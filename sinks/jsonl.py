@@ -1,0 +1,30 @@
+"""JSON-lines output to a text stream or file: the simplest sink a person can read or pipe."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+import msgspec
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+_encoder = msgspec.json.Encoder()
+
+
+class _JsonLinesPartition(StatelessSinkPartition[Any]):
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write_batch(self, items: list[Any]) -> None:
+        self._stream.write("".join(_encoder.encode(item).decode() + "\n" for item in items))
+        self._stream.flush()
+
+
+class JsonLinesSink(DynamicSink[Any]):
+    """Writes each item (msgspec Struct, dict, ...) as one JSON line; bytes become base64."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _JsonLinesPartition:
+        return _JsonLinesPartition(self._stream or sys.stdout)

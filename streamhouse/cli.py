@@ -1,0 +1,393 @@
+"""The `streamhouse` command. Thin: parse flags, read settings, call the module that does the work.
+
+Every subcommand fails with one line naming the bad setting and exit code 2 on
+a configuration error, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from streamhouse.broker import BrokerError
+from streamhouse.config import ConfigError, Settings, check_kafka_config, from_env
+
+FLOWS: dict[str, str] = {
+    "order_stats": "dataflows.order_stats",
+}
+"""Dataflows `streamhouse run` knows, by name -> module holding `flow`."""
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> object:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
+    return value
+
+
+def _timestamp(text: str) -> datetime:
+    if text == "now":
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time or 'now'") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _add_simulation_flags(parser: argparse.ArgumentParser, *, rate: float, duration: int) -> None:
+    g = parser.add_argument_group("simulation")
+    g.add_argument("--seed", type=int, default=42, help="same seed, same bytes (default 42)")
+    g.add_argument(
+        "--rate",
+        type=_positive(float),
+        default=rate,
+        help=f"events per simulated second, all topics (default {rate:g})",
+    )
+    g.add_argument(
+        "--duration",
+        type=_positive(int),
+        default=duration,
+        help=f"simulated seconds (default {duration})",
+    )
+    g.add_argument(
+        "--start",
+        type=_timestamp,
+        default=None,
+        help="event time of the first second, ISO 8601 or 'now' (default 2026-01-05T10:00:00Z)",
+    )
+    g.add_argument("--users", type=_positive(int), default=5_000, help="distinct users")
+    g.add_argument("--products", type=_positive(int), default=2_000, help="distinct products")
+    g.add_argument("--late-fraction", type=_fraction, default=0.005)
+    g.add_argument("--duplicate-fraction", type=_fraction, default=0.01)
+    g.add_argument("--malformed-fraction", type=_fraction, default=0.002)
+    g.add_argument("--no-incidents", action="store_true", help="inject no incidents")
+    g.add_argument(
+        "--no-order-events",
+        action="store_true",
+        help="emit order commands only (when order_commands produces the events)",
+    )
+
+
+def _sim_config(args: argparse.Namespace, settings: Settings) -> object:
+    from models.simulator import SimConfig
+
+    extra = {"start": args.start} if args.start else {}
+    try:
+        return SimConfig(
+            seed=args.seed,
+            events_per_s=args.rate,
+            duration_s=args.duration,
+            users=args.users,
+            products=args.products,
+            late_fraction=args.late_fraction,
+            duplicate_fraction=args.duplicate_fraction,
+            malformed_fraction=args.malformed_fraction,
+            incidents=not args.no_incidents,
+            order_events=not args.no_order_events,
+            allowed_lateness_s=settings.allowed_lateness_s,
+            **extra,
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _kafka_settings(args: argparse.Namespace) -> Settings:
+    settings = from_env()
+    if getattr(args, "bootstrap_servers", None):
+        settings = settings.with_(bootstrap_servers=args.bootstrap_servers)
+    check_kafka_config(settings.kafka_config())
+    return settings
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from models.simulator import Simulator
+    from streamhouse import simulate
+
+    settings = _kafka_settings(args) if args.to == "kafka" else from_env()
+    sim = Simulator(_sim_config(args, settings))  # type: ignore[arg-type]
+    if args.to == "kafka":
+        report = simulate.to_kafka(
+            sim, settings.kafka_config(), speed=args.speed, show_progress=not args.quiet
+        )
+        where = f"Kafka at {settings.bootstrap_servers}"
+    else:
+        if args.out is None:
+            raise ConfigError("--out DIR is required with --to files")
+        report = simulate.to_files(sim, args.out, show_progress=not args.quiet)
+        where = f"{args.out}/<topic>.jsonl"
+    if args.labels:
+        simulate.write_labels(sim, args.labels)
+    stats = sim.stats
+    print(
+        f"{report.records:,} records to {where} in {report.seconds:.2f} s "
+        f"({report.per_second:,.0f}/s): {stats.duplicates:,} duplicates, {stats.late:,} late, "
+        f"{sum(stats.malformed.values()):,} malformed, {len(sim.incidents)} incidents"
+        + (f" (labels: {args.labels})" if args.labels else "")
+    )
+    return 0
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    from streamhouse.topics import create_topics
+
+    settings = _kafka_settings(args)
+    partitions = args.partitions or settings.topic_partitions
+    rf = args.replication_factor or settings.replication_factor
+    for result in create_topics(settings.kafka_config(), partitions, rf):
+        print(f"{result.outcome:8} {result.name}")
+    return 0
+
+
+def run_command(args: argparse.Namespace) -> list[str]:
+    """The `python -m bytewax.run` command line for `streamhouse run`."""
+    cmd = [sys.executable, "-m", "bytewax.run", f"{FLOWS[args.flow]}:flow", "-w", str(args.workers)]
+    if args.recovery_dir is not None:
+        cmd += [
+            "-r",
+            str(args.recovery_dir),
+            "-s",
+            str(args.snapshot_interval),
+            "-b",
+            str(args.backup_interval),
+        ]
+    return cmd
+
+
+def _init_recovery(directory: Path, partitions: int) -> None:
+    """Create recovery partitions on first start; an existing store is resumed, not replaced."""
+    if any(directory.glob("part-*.sqlite3")):
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--recovery-dir {directory}: cannot create it ({e.strerror})") from None
+    if not os.access(directory, os.W_OK):
+        raise ConfigError(f"--recovery-dir {directory}: not writable")
+    subprocess.run(
+        [sys.executable, "-m", "bytewax.recovery", str(directory), str(partitions)], check=True
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = from_env()
+    env = dict(os.environ)
+    if args.input:
+        env["STREAMHOUSE_INPUT"] = args.input
+    if args.until_eof:
+        env["STREAMHOUSE_UNTIL_EOF"] = "1"
+    if args.bootstrap_servers:
+        env["STREAMHOUSE_BOOTSTRAP_SERVERS"] = args.bootstrap_servers
+    if env.get("STREAMHOUSE_INPUT", "kafka") == "kafka":
+        check_kafka_config(settings.kafka_config())
+    if args.recovery_dir is not None:
+        _init_recovery(args.recovery_dir, args.recovery_partitions)
+    cmd = run_command(args)
+    print("+ " + " ".join(cmd), file=sys.stderr)
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        return proc.wait()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from streamhouse import demo
+
+    config = _sim_config(args, from_env())
+    result = demo.run(config, show_progress=not args.quiet)  # type: ignore[arg-type]
+    demo.report(result)
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from streamhouse.broker import LocalBroker
+
+    broker = LocalBroker(workdir=args.data_dir)
+    print("starting Apache Kafka (first start fetches its jars with Maven) ...", file=sys.stderr)
+    broker.start()
+    print(
+        f"Kafka {broker.version} ready at {broker.bootstrap} "
+        f"(started in {broker.start_seconds:.1f} s; log: {broker.log_path})"
+    )
+    print(
+        f"export KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}    # Ctrl-C stops the broker",
+        flush=True,
+    )
+    stop = False
+
+    def on_signal(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        while not stop and broker._proc is not None and broker._proc.poll() is None:
+            time.sleep(0.5)
+    finally:
+        broker.stop()
+        print("broker stopped", file=sys.stderr)
+    return 0
+
+
+# --- parser ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamhouse",
+        description="Real-time stream processing of microservice events.",
+        epilog="Settings also come from STREAMHOUSE_* environment variables; see README.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "simulate",
+        help="generate traffic into Kafka or JSON-lines files",
+        description="Generate seeded, realistic, messy traffic.",
+    )
+    p.add_argument("--to", choices=("kafka", "files"), default="kafka")
+    p.add_argument("--out", type=Path, help="directory for --to files")
+    p.add_argument("--labels", type=Path, help="write the injected incidents here (JSON lines)")
+    p.add_argument(
+        "--speed",
+        type=_positive(float),
+        default=None,
+        help="simulated seconds per wall second (default: as fast as possible)",
+    )
+    p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (overrides the env)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_simulation_flags(p, rate=1000.0, duration=60)
+    p.set_defaults(handler=cmd_simulate)
+
+    p = sub.add_parser("topics", help="manage Kafka topics")
+    topics = p.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
+    c = topics.add_parser(
+        "create",
+        help="create every topic (idempotent)",
+        description="Create all input, dead-letter and output topics; "
+        "anomaly-models is compacted. Existing topics are kept.",
+    )
+    c.add_argument(
+        "--partitions",
+        type=_positive(int),
+        default=None,
+        help="default: STREAMHOUSE_TOPIC_PARTITIONS or 3",
+    )
+    c.add_argument(
+        "--replication-factor",
+        type=_positive(int),
+        default=None,
+        help="default: STREAMHOUSE_REPLICATION_FACTOR or 1",
+    )
+    c.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (overrides the env)")
+    c.set_defaults(handler=cmd_topics_create)
+
+    p = sub.add_parser(
+        "run",
+        help="run a dataflow (wraps python -m bytewax.run)",
+        description="Run one dataflow. Results go to stdout as JSON lines; "
+        "dead letters and late events to stderr.",
+    )
+    p.add_argument("flow", choices=sorted(FLOWS))
+    p.add_argument(
+        "-w", "--workers", type=_positive(int), default=1, help="worker threads in this process"
+    )
+    p.add_argument(
+        "--recovery-dir",
+        type=Path,
+        default=None,
+        help="recovery snapshots here (created on first start); off when omitted",
+    )
+    p.add_argument(
+        "--recovery-partitions",
+        type=_positive(int),
+        default=1,
+        help="partitions to create in a new recovery dir (>= the most workers you run)",
+    )
+    p.add_argument(
+        "--snapshot-interval",
+        type=_positive(int),
+        default=10,
+        help="seconds between recovery snapshots",
+    )
+    p.add_argument(
+        "--backup-interval", type=int, default=0, help="seconds of older snapshots to keep"
+    )
+    p.add_argument(
+        "--input",
+        choices=("kafka", "simulator"),
+        default=None,
+        help="default: STREAMHOUSE_INPUT or kafka",
+    )
+    p.add_argument(
+        "--until-eof",
+        action="store_true",
+        help="stop at the end offsets seen at start instead of waiting for more",
+    )
+    p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (overrides the env)")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser(
+        "demo",
+        help="simulator -> order_stats -> printed report, no broker",
+        description="Run the main job end to end on embedded defaults.",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_simulation_flags(p, rate=300.0, duration=600)
+    p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser(
+        "broker",
+        help="start a local Apache Kafka broker until Ctrl-C",
+        description="Fetch (once) and start a single-node KRaft broker on a free loopback port.",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="broker data directory (default: a fresh temporary one)",
+    )
+    p.set_defaults(handler=cmd_broker)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ConfigError as e:
+        print(f"streamhouse: configuration error: {e}", file=sys.stderr)
+        return 2
+    except BrokerError as e:
+        print(f"streamhouse: broker error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
