@@ -115,8 +115,9 @@ class _KafkaPartition(StatefulSourcePartition[MessageBatch, int]):
         resume_offset: int | None,
         batch_size: int,
         until_eof: bool,
+        logical_topic: str,
     ) -> None:
-        self._topic, self._partition, self._batch_size = topic, partition, batch_size
+        self._topic, self._partition, self._batch_size = logical_topic, partition, batch_size
         self._consumer = Consumer(dict(config))
         start = OFFSET_BEGINNING if resume_offset is None else resume_offset
         self._consumer.assign([TopicPartition(topic, partition, start)])
@@ -164,7 +165,11 @@ class _KafkaPartition(StatefulSourcePartition[MessageBatch, int]):
 
 
 class KafkaBatchSource(FixedPartitionedSource[MessageBatch, int | None]):
-    """Reads topics from Kafka as batches; `until_eof` stops at the end offsets seen at start."""
+    """Reads topics from Kafka as batches; `until_eof` stops at the end offsets seen at start.
+
+    `topic_prefix` is prepended to the names on the cluster; messages carry the
+    logical name (`order-events`), so flows never see the prefix.
+    """
 
     def __init__(
         self,
@@ -172,20 +177,26 @@ class KafkaBatchSource(FixedPartitionedSource[MessageBatch, int | None]):
         topics: Iterable[str],
         batch_size: int = 10_000,
         until_eof: bool = False,
+        topic_prefix: str = "",
     ) -> None:
         self.config = {**TUNED_CONSUMER, "group.id": "streamhouse", **config}
         self.topics = list(topics)
         self.batch_size = batch_size
         self.until_eof = until_eof
+        self.topic_prefix = topic_prefix
 
     def list_parts(self) -> list[str]:
         consumer = Consumer(dict(self.config))
         try:
             parts = []
             for topic in self.topics:
-                meta = consumer.list_topics(topic, timeout=30.0).topics[topic]
+                name = self.topic_prefix + topic
+                meta = consumer.list_topics(name, timeout=30.0).topics[name]
                 if meta.error is not None:
-                    raise KafkaException(meta.error)
+                    raise KafkaException(
+                        f"topic {name!r} cannot be read ({meta.error.str()}); "
+                        "does it exist? `streamhouse topics create` creates every topic"
+                    )
                 parts += [f"{topic}#{p}" for p in sorted(meta.partitions)]
             return parts
         finally:
@@ -194,5 +205,11 @@ class KafkaBatchSource(FixedPartitionedSource[MessageBatch, int | None]):
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
         topic, _, partition = for_part.rpartition("#")
         return _KafkaPartition(
-            self.config, topic, int(partition), resume_state, self.batch_size, self.until_eof
+            self.config,
+            self.topic_prefix + topic,
+            int(partition),
+            resume_state,
+            self.batch_size,
+            self.until_eof,
+            logical_topic=topic,
         )

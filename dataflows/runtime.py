@@ -52,7 +52,10 @@ def source_from_env(settings: Settings, topics: Iterable[str]) -> Source[Message
     kind = os.environ.get("STREAMHOUSE_INPUT", "kafka")
     if kind == "kafka":
         return KafkaBatchSource(
-            settings.kafka_config(), topics, until_eof=_flag("STREAMHOUSE_UNTIL_EOF")
+            settings.kafka_config(),
+            topics,
+            until_eof=_flag("STREAMHOUSE_UNTIL_EOF"),
+            topic_prefix=settings.topic_prefix,
         )
     if kind == "simulator":
         return SimulatorSource(simulator_config_from_env(settings))

@@ -131,7 +131,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     sim = Simulator(_sim_config(args, settings))  # type: ignore[arg-type]
     if args.to == "kafka":
         report = simulate.to_kafka(
-            sim, settings.kafka_config(), speed=args.speed, show_progress=not args.quiet
+            sim,
+            settings.kafka_config(),
+            speed=args.speed,
+            show_progress=not args.quiet,
+            topic_prefix=settings.topic_prefix,
         )
         where = f"Kafka at {settings.bootstrap_servers}"
     else:
@@ -157,7 +161,7 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
     settings = _kafka_settings(args)
     partitions = args.partitions or settings.topic_partitions
     rf = args.replication_factor or settings.replication_factor
-    for result in create_topics(settings.kafka_config(), partitions, rf):
+    for result in create_topics(settings.kafka_config(), partitions, rf, settings.topic_prefix):
         print(f"{result.outcome:8} {result.name}")
     return 0
 

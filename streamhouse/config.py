@@ -11,6 +11,7 @@ never defaults in code.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +35,9 @@ class Settings:
     topic_partitions: int = 3
     replication_factor: int = 1
     allowed_lateness_s: float = 10.0
+    topic_prefix: str = ""
+    """Prepended to every topic name on the cluster (`staging.` -> `staging.order-events`),
+    so several environments or test runs can share one cluster."""
     lake_dir: Path = Path("lake")
     recovery_dir: Path = Path("recovery")
 
@@ -64,6 +68,14 @@ def _number(
     if value < minimum:
         raise ConfigError(f"{name}={raw!r} must be >= {minimum}")
     return value
+
+
+def _topic_prefix(prefix: str) -> str:
+    if prefix and not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", prefix):
+        raise ConfigError(
+            f"STREAMHOUSE_TOPIC_PREFIX={prefix!r} may only hold letters, digits, '.', '_', '-'"
+        )
+    return prefix
 
 
 def read_properties(path: Path) -> dict[str, str]:
@@ -138,6 +150,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         allowed_lateness_s=_number(
             env, "STREAMHOUSE_ALLOWED_LATENESS_S", 10.0, kind=float, minimum=0.0
         ),
+        topic_prefix=_topic_prefix(env.get("STREAMHOUSE_TOPIC_PREFIX", "")),
         lake_dir=Path(env.get("STREAMHOUSE_LAKE_DIR") or "lake"),
         recovery_dir=Path(env.get("STREAMHOUSE_RECOVERY_DIR") or "recovery"),
     )

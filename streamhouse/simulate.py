@@ -79,8 +79,11 @@ def to_kafka(
     *,
     speed: float | None = None,
     show_progress: bool = True,
+    topic_prefix: str = "",
 ) -> SendReport:
-    """Produce the whole simulation; raise DeliveryError if any message was not delivered."""
+    """Produce the whole simulation; raise DeliveryError if any message was not delivered.
+
+    A full local queue is waited out (poll until deliveries free room), never dropped."""
     report = SendReport()
 
     def delivered(err: KafkaError | None, _msg: object) -> None:
@@ -97,7 +100,7 @@ def to_kafka(
             while True:
                 try:
                     producer.produce(
-                        record.topic,
+                        topic_prefix + record.topic,
                         record.value,
                         record.key,
                         headers=list(record.headers),

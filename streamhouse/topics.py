@@ -18,14 +18,18 @@ class TopicResult:
 
 
 def create_topics(
-    config: Mapping[str, object], partitions: int, replication_factor: int, timeout_s: float = 30.0
+    config: Mapping[str, object],
+    partitions: int,
+    replication_factor: int,
+    topic_prefix: str = "",
+    timeout_s: float = 30.0,
 ) -> list[TopicResult]:
     """Create missing topics; existing ones are left as they are. Compacted topics get
     `cleanup.policy=compact`. Raises KafkaException on any other failure."""
     admin = AdminClient(dict(config))
     wanted = [
         NewTopic(
-            spec.name,
+            topic_prefix + spec.name,
             num_partitions=partitions,
             replication_factor=replication_factor,
             config={"cleanup.policy": "compact"} if spec.compacted else {},
