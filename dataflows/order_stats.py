@@ -11,7 +11,9 @@ Run it: `streamhouse run order_stats` or `python -m bytewax.run dataflows.order_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import bytewax.operators as op
 import bytewax.operators.windowing as win
@@ -21,7 +23,7 @@ from bytewax.outputs import Sink
 
 from dataflows.decode import TopicDecoder
 from dataflows.messages import DeadLetter, LateEvent, MessageBatch
-from dataflows.windows import MINUTE, event_clock, tumbling, window_start
+from dataflows.windows import MINUTE, event_clock, system_now, tumbling, window_start
 from models.base import Event, derived_id
 from models.orders import OrderCancelled, OrderCreated, OrderPaid
 from models.stats import OrderStatsMinute
@@ -108,6 +110,7 @@ def build(
     dead_letters: Sink[DeadLetter],
     late_events: Sink[LateEvent],
     allowed_lateness_s: float = 10.0,
+    now: Callable[[], datetime] = system_now,
 ) -> Dataflow:
     flow = Dataflow(FLOW)
     batches = op.input("order_events", flow, source)
@@ -119,7 +122,7 @@ def build(
     windows = win.fold_window(
         "minute_windows",
         by_currency,
-        event_clock(lambda e: e.ts, allowed_lateness_s),
+        event_clock(lambda e: e.ts, allowed_lateness_s, now),
         tumbling(MINUTE),
         OrderWindow,
         OrderWindow.add,

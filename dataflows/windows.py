@@ -22,8 +22,20 @@ def tumbling(length: timedelta) -> TumblingWindower:
     return TumblingWindower(length=length, align_to=EPOCH)
 
 
-def event_clock(ts_of: Callable[[Any], datetime], allowed_lateness_s: float) -> EventClock:
-    return EventClock(ts_of, wait_for_system_duration=timedelta(seconds=allowed_lateness_s))
+def system_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def event_clock(
+    ts_of: Callable[[Any], datetime],
+    allowed_lateness_s: float,
+    now: Callable[[], datetime] = system_now,
+) -> EventClock:
+    """`now` drives the idle advance of the watermark; a frozen `now` makes lateness depend
+    on the input alone (tests, replays)."""
+    return EventClock(
+        ts_of, wait_for_system_duration=timedelta(seconds=allowed_lateness_s), now_getter=now
+    )
 
 
 def window_start(window_id: int, length: timedelta) -> datetime:

@@ -47,6 +47,8 @@ def encode(event: Event) -> bytes:
 
 
 def _reason(error: Exception) -> str:
+    if isinstance(error, RecursionError):
+        return "malformed JSON: nested too deeply"
     if isinstance(error, msgspec.DecodeError) and not isinstance(error, msgspec.ValidationError):
         return f"malformed JSON: {error}"
     return f"invalid event: {error}"
