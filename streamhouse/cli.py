@@ -16,8 +16,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from confluent_kafka import KafkaException
+
 from streamhouse.broker import BrokerError
 from streamhouse.config import ConfigError, Settings, check_kafka_config, from_env
+from streamhouse.simulate import DeliveryError
 
 FLOWS: dict[str, str] = {
     "order_stats": "dataflows.order_stats",
@@ -390,6 +393,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokerError as e:
         print(f"streamhouse: broker error: {e}", file=sys.stderr)
+        return 1
+    except KafkaException as e:
+        print(f"streamhouse: Kafka error: {e}", file=sys.stderr)
+        return 1
+    except DeliveryError as e:
+        print(f"streamhouse: Kafka delivery failed: {e}", file=sys.stderr)
         return 1
 
 

@@ -67,7 +67,9 @@ def test_plain_and_json_log_lines_decode_to_the_same_record() -> None:
     assert BatchDecoder(LOG_EVENTS).decode(encode(record)) == record
     # A re-delivered plain line has the same id, so it is counted once.
     assert BatchDecoder(LOG_EVENTS).decode(line).event_id == record.event_id
-    info = BatchDecoder(LOG_EVENTS).decode(b"2026-01-05T10:00:01Z INFO [api-gateway] request served")
+    info = BatchDecoder(LOG_EVENTS).decode(
+        b"2026-01-05T10:00:01Z INFO [api-gateway] request served"
+    )
     assert info.error_type is None and info.message == "request served"
 
 
@@ -100,8 +102,14 @@ HOSTILE: list[tuple[bytes | None, str]] = [
     (b'{"type":"order_paid","x":' + b"[" * 100_000, "nested too deeply"),
     (_with(amount=1e308), "invalid event"),
     (_with(amount=-1), "invalid event"),
-    (b'{"type":"order_paid","event_id":"e","ts":"2026-01-05T10:00:00Z","order_id":"o","version":1,"amount":NaN,"currency":"EUR"}', "malformed JSON"),
-    (b'{"type":"order_paid","event_id":"e","ts":"2026-01-05T10:00:00Z","order_id":"o","version":1,"amount":1e999,"currency":"EUR"}', "invalid event"),
+    (
+        b'{"type":"order_paid","event_id":"e","ts":"2026-01-05T10:00:00Z","order_id":"o","version":1,"amount":NaN,"currency":"EUR"}',
+        "malformed JSON",
+    ),
+    (
+        b'{"type":"order_paid","event_id":"e","ts":"2026-01-05T10:00:00Z","order_id":"o","version":1,"amount":1e999,"currency":"EUR"}',
+        "invalid event",
+    ),
     (_with(version=2**70), "invalid event"),
     (_with(amount="ten"), "invalid event"),
     (_with(ts="0001-01-01T00:00:00Z"), "outside the accepted range"),
@@ -148,7 +156,9 @@ JSON = st.recursive(
     | st.integers(min_value=-(2**80), max_value=2**80)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from bytewax.testing import TestingSink, run_main
+from helpers import frozen_now
 
 from dataflows import order_stats
 from dataflows.inputs import SimulatorSource
@@ -26,12 +27,6 @@ CONFIG = SimConfig(
     duplicate_fraction=0.05,
     malformed_fraction=0.02,
 )
-FROZEN = datetime(2030, 1, 1, tzinfo=UTC)
-
-
-def frozen_now() -> datetime:
-    """With a frozen clock the watermark depends on the input alone: exact, repeatable."""
-    return FROZEN
 
 
 def run_flow(config: SimConfig, batch_size: int = 5_000):

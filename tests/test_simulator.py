@@ -116,7 +116,9 @@ def test_incidents_are_labelled_and_visible_in_the_traffic() -> None:
     labels = {i.kind: i for i in sim.incidents}
     assert set(labels) == {"latency_spike", "error_burst", "order_drop", "metric_spike"}
     for incident in sim.incidents:
-        assert config.start <= incident.start < incident.end <= config.start + timedelta(seconds=600)
+        assert (
+            config.start <= incident.start < incident.end <= config.start + timedelta(seconds=600)
+        )
 
     drop = labels["order_drop"]
     created_per_s = Counter()

@@ -1,0 +1,72 @@
+"""Test helpers: a frozen clock, reading a topic back completely, the Java client's partitioner."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+
+FROZEN = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def frozen_now() -> datetime:
+    """With a frozen clock a flow's watermark depends on its input alone: exact, repeatable."""
+    return FROZEN
+
+
+def java_murmur2(data: bytes) -> int:
+    """org.apache.kafka.common.utils.Utils.murmur2, as an unsigned 32-bit value."""
+    m, r = 0x5BD1E995, 24
+    h = (0x9747B28C ^ len(data)) & 0xFFFFFFFF
+    whole = len(data) & ~3
+    for i in range(0, whole, 4):
+        k = data[i] | data[i + 1] << 8 | data[i + 2] << 16 | data[i + 3] << 24
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    extra = len(data) & 3
+    if extra == 3:
+        h ^= data[whole + 2] << 16
+    if extra >= 2:
+        h ^= data[whole + 1] << 8
+    if extra >= 1:
+        h ^= data[whole]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h
+
+
+def java_partition(key: bytes, partitions: int) -> int:
+    """The Java producer's default partition for a keyed record."""
+    return (java_murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def read_all(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[Message]:
+    """Every message in the topic now, all partitions, in partition then offset order."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "test-reader", "enable.auto.commit": False}
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+        ends = {}
+        for p in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+            if high > low:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        got: list[Message] = []
+        seen = {p: -1 for p in ends}
+        deadline = time.monotonic() + timeout_s
+        while any(seen[p] < ends[p] - 1 for p in ends):
+            assert time.monotonic() < deadline, f"timed out reading {topic}"
+            for msg in consumer.consume(10_000, timeout=0.5):
+                assert msg.error() is None, msg.error()
+                got.append(msg)
+                seen[msg.partition()] = msg.offset()
+        return sorted(got, key=lambda m: (m.partition(), m.offset()))
+    finally:
+        consumer.close()

@@ -1,0 +1,137 @@
+"""Smoke tests of every command, run as a user would: the installed `streamhouse` script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models.topics import INPUT_TOPICS, all_topics
+
+CLI = str(Path(sys.executable).parent / "streamhouse")
+
+
+def sh(*args: str, env: dict[str, str] | None = None, timeout: float = 300):
+    return subprocess.run(
+        [CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "mentions"),
+    [
+        ((), "simulate"),
+        (("simulate",), "--labels"),
+        (("topics", "create"), "--partitions"),
+        (("run",), "--recovery-dir"),
+        (("demo",), "--duration"),
+        (("broker",), "--data-dir"),
+    ],
+)
+def test_every_command_has_help(command: tuple[str, ...], mentions: str) -> None:
+    done = sh(*command, "--help")
+    assert done.returncode == 0, done.stderr
+    assert mentions in done.stdout
+
+
+def test_demo_shows_the_main_job_working() -> None:
+    done = sh("demo", "--duration", "180", "--rate", "300", "--quiet")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Orders per minute and currency" in out
+    assert "| 2026-01-05 10:00 | EUR" in out
+    assert "injected order drop" in out
+    assert "dead letters" in out and "late events" in out
+
+
+def test_simulate_to_files_writes_every_topic_and_labels(tmp_path: Path) -> None:
+    done = sh(
+        "simulate", "--to", "files", "--out", str(tmp_path), "--duration", "120",
+        "--rate", "100", "--labels", str(tmp_path / "labels.jsonl"), "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "records to" in done.stdout
+    for topic in INPUT_TOPICS:
+        lines = (tmp_path / f"{topic}.jsonl").read_text().splitlines()
+        assert lines, topic
+        first = json.loads(lines[0])
+        assert set(first) >= {"key", "headers"} and ("value" in first or "value_b64" in first)
+    labels = [json.loads(x) for x in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert {label["kind"] for label in labels} == {
+        "latency_spike", "error_burst", "order_drop", "metric_spike",
+    }  # fmt: skip
+
+
+def test_configuration_errors_are_one_line_and_name_the_setting() -> None:
+    done = sh("topics", "create", env={"STREAMHOUSE_TOPIC_PARTITIONS": "many"})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "streamhouse: configuration error: STREAMHOUSE_TOPIC_PARTITIONS='many' is not a valid int"
+    ]
+    done = sh("simulate", "--to", "files", "--quiet")
+    assert done.returncode == 2 and "--out DIR is required" in done.stderr
+    done = sh("run", "no_such_flow")
+    assert done.returncode == 2 and "invalid choice" in done.stderr
+    done = sh("demo", "--rate", "-5")
+    assert done.returncode == 2 and "must be > 0" in done.stderr
+
+
+def test_run_with_the_simulator_input_and_recovery_needs_no_broker(tmp_path: Path) -> None:
+    recovery = tmp_path / "recovery"
+    env = {"STREAMHOUSE_SIM_DURATION_S": "120", "STREAMHOUSE_SIM_RATE": "200"}
+    done = sh("run", "order_stats", "--input", "simulator", "--recovery-dir", str(recovery),
+              env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {row["window_start"] for row in rows} == {
+        "2026-01-05T10:00:00Z", "2026-01-05T10:01:00Z",
+    }  # fmt: skip
+    assert (recovery / "part-0.sqlite3").exists()
+    assert "python -m bytewax.run dataflows.order_stats:flow" in done.stderr.replace(
+        sys.executable, "python"
+    )
+
+
+@pytest.mark.kafka
+def test_topics_simulate_and_run_against_the_broker(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "STREAMHOUSE_TOPIC_PREFIX": topic_prefix}
+    done = sh("topics", "create", "--partitions", "2", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("created ") == len(all_topics())
+    again = sh("topics", "create", env=env)
+    assert again.stdout.count("exists ") == len(all_topics())
+
+    done = sh("simulate", "--duration", "90", "--rate", "300", "--late-fraction", "0",
+              "--no-incidents", "--quiet", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "records to Kafka at" in done.stdout
+
+    done = sh("run", "order_stats", "--until-eof", env=env)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    windows = {row["window_start"] for row in rows}
+    assert windows == {"2026-01-05T10:00:00Z", "2026-01-05T10:01:00Z"}
+    assert sum(row["orders_created"] for row in rows) > 100
+    assert {row["currency"] for row in rows} == {"EUR", "USD", "GBP"}
+
+
+def test_simulate_to_an_unreachable_broker_fails_loudly() -> None:
+    done = sh(
+        "simulate", "--duration", "2", "--rate", "10", "--quiet",
+        env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "STREAMHOUSE_KAFKA_MESSAGE_TIMEOUT_MS": "3000"},
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    [message] = done.stderr.strip().splitlines()[-1:]
+    assert message.startswith("streamhouse: Kafka delivery failed:")
+    assert "were not delivered" in message
