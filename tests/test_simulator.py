@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
+from models.base import Event
 from models.codec import BatchDecoder
 from models.orders import OrderCancelled, OrderCreated, OrderDelivered, OrderPaid, OrderShipped
 from models.simulator import MALFORMED_KINDS, SimConfig, SimRecord, Simulator
@@ -20,6 +22,17 @@ CONFIG = SimConfig(
     duplicate_fraction=0.02,
     malformed_fraction=0.01,
 )
+
+
+def decoded(records: list[SimRecord], topic: str) -> Iterator[Event]:
+    """The well-formed events of one topic, in delivery order."""
+    decoder = BatchDecoder(topic)
+    for record in records:
+        if record.topic == topic:
+            try:
+                yield decoder.decode(record.value)
+            except ValueError:
+                continue
 
 
 @pytest.fixture(scope="module")
@@ -80,15 +93,9 @@ def test_promised_mess_is_present_in_the_stated_fractions(
 
 def test_order_lifecycles_follow_the_state_machine(run: tuple[Simulator, list[SimRecord]]) -> None:
     _, records = run
-    decoder = BatchDecoder(ORDER_EVENTS)
     history: dict[str, dict[int, type]] = defaultdict(dict)
-    for r in records:
-        if r.topic == ORDER_EVENTS:
-            try:
-                event = decoder.decode(r.value)
-            except ValueError:
-                continue
-            history[event.order_id][event.version] = type(event)
+    for event in decoded(records, ORDER_EVENTS):
+        history[event.order_id][event.version] = type(event)
     allowed = {
         OrderCreated: {OrderPaid, OrderCancelled},
         OrderPaid: {OrderShipped, OrderCancelled},
@@ -122,46 +129,27 @@ def test_incidents_are_labelled_and_visible_in_the_traffic() -> None:
 
     drop = labels["order_drop"]
     created_per_s = Counter()
-    decoder = BatchDecoder(ORDER_EVENTS)
-    for r in records:
-        if r.topic == ORDER_EVENTS:
-            try:
-                event = decoder.decode(r.value)
-            except ValueError:
-                continue
-            if isinstance(event, OrderCreated):
-                created_per_s[drop.start <= event.ts < drop.end] += 1
+    for event in decoded(records, ORDER_EVENTS):
+        if isinstance(event, OrderCreated):
+            created_per_s[drop.start <= event.ts < drop.end] += 1
     during = created_per_s[True] / (drop.end - drop.start).total_seconds()
     normal = created_per_s[False] / (config.duration_s - (drop.end - drop.start).total_seconds())
     assert during < 0.4 * normal
 
     spike = labels["latency_spike"]
-    metrics = BatchDecoder("metrics-events")
     inside, outside = [], []
-    for r in records:
-        if r.topic == "metrics-events":
-            try:
-                e = metrics.decode(r.value)
-            except ValueError:
-                continue
-            if e.key() == spike.subject:
-                (inside if spike.start <= e.ts < spike.end else outside).append(e.duration_ms)
+    for e in decoded(records, "metrics-events"):
+        if e.key() == spike.subject:
+            (inside if spike.start <= e.ts < spike.end else outside).append(e.duration_ms)
     assert sorted(inside)[len(inside) // 2] > 3 * sorted(outside)[len(outside) // 2]
 
 
 def test_purchases_match_paid_orders(run: tuple[Simulator, list[SimRecord]]) -> None:
     _, records = run
-    orders, purchases = BatchDecoder(ORDER_EVENTS), BatchDecoder(PURCHASES)
-    paid, bought = {}, {}
-    for r in records:
-        try:
-            if r.topic == ORDER_EVENTS and isinstance(e := orders.decode(r.value), OrderPaid):
-                paid[e.order_id] = e.amount
-            elif r.topic == PURCHASES:
-                e = purchases.decode(r.value)
-                bought[e.order_id] = e.amount
-        except ValueError:
-            continue
+    paid = {
+        e.order_id: e.amount for e in decoded(records, ORDER_EVENTS) if isinstance(e, OrderPaid)
+    }
+    bought = {e.order_id: e.amount for e in decoded(records, PURCHASES)}
     common = paid.keys() & bought.keys()
     assert len(common) > 0.9 * min(len(paid), len(bought))
     assert all(paid[o] == bought[o] for o in common)
