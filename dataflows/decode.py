@@ -38,4 +38,7 @@ class TopicDecoder:
             raw=message.value or b"",
             reason=reason,
             flow=self.flow,
+            key=message.key,
+            headers=message.headers,
+            timestamp_ms=message.timestamp_ms,
         )

@@ -45,6 +45,7 @@ class _SimulatorPartition(StatefulSourcePartition[MessageBatch, int]):
         on_batch: Callable[[int], None] | None,
     ) -> None:
         self._offsets: dict[str, int] = {}
+        self._start_ms = int(config.start.timestamp() * 1000)
         self._records: Iterator[SimRecord] = Simulator(config).records()
         self._batch_size = batch_size
         self._position = 0
@@ -59,7 +60,15 @@ class _SimulatorPartition(StatefulSourcePartition[MessageBatch, int]):
             offset = self._offsets.get(record.topic, 0)
             self._offsets[record.topic] = offset + 1
             batch.append(
-                RawMessage(record.topic, 0, offset, record.key, record.value, record.headers)
+                RawMessage(
+                    record.topic,
+                    0,
+                    offset,
+                    record.key,
+                    record.value,
+                    record.headers,
+                    self._start_ms + int(record.emit_s * 1000),
+                )
             )
         self._position += len(batch)
         return batch
@@ -149,6 +158,7 @@ class _KafkaPartition(StatefulSourcePartition[MessageBatch, int]):
                     m.key(),
                     m.value(),
                     tuple(m.headers() or ()),
+                    m.timestamp()[1],
                 )
             )
             self._next_offset = offset + 1

@@ -16,6 +16,9 @@ class RawMessage(msgspec.Struct, frozen=True):
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int = 0
+    """When the broker (or the simulated producer) took the message, ms since the epoch:
+    unlike the wall clock at processing, the same on every replay."""
 
 
 MessageBatch = list[RawMessage]
@@ -32,6 +35,9 @@ class DeadLetter(msgspec.Struct, frozen=True):
     raw: bytes
     reason: str
     flow: str
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int = 0
 
 
 class LateEvent(msgspec.Struct, frozen=True):

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 
+from sinks.kafka import KafkaDeliveryError
 from streamhouse.broker import BrokerError
 from streamhouse.config import ConfigError, Settings, check_kafka_config, from_env
-from streamhouse.simulate import DeliveryError
 
 FLOWS: dict[str, str] = {
     "order_stats": "dataflows.order_stats",
@@ -397,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KafkaException as e:
         print(f"streamhouse: Kafka error: {e}", file=sys.stderr)
         return 1
-    except DeliveryError as e:
+    except KafkaDeliveryError as e:
         print(f"streamhouse: Kafka delivery failed: {e}", file=sys.stderr)
         return 1
 

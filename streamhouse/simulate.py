@@ -11,38 +11,21 @@ import base64
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import msgspec
-from confluent_kafka import KafkaError, Producer
 from tqdm import tqdm
 
 from models.simulator import SimRecord, Simulator
-
-PRODUCER_DEFAULTS: dict[str, str | int | bool] = {
-    "partitioner": "murmur2_random",
-    "enable.idempotence": True,
-    "linger.ms": 20,
-    "batch.num.messages": 10_000,
-    "batch.size": 1_000_000,
-    "compression.type": "lz4",
-    "queue.buffering.max.messages": 500_000,
-    "queue.buffering.max.kbytes": 512 * 1024,
-}
-
-
-class DeliveryError(RuntimeError):
-    """Kafka refused or lost messages after librdkafka's own retries."""
+from sinks.kafka import KafkaMessage, ReliableProducer
 
 
 @dataclass
 class SendReport:
     records: int = 0
     seconds: float = 0.0
-    failed: int = 0
-    first_errors: list[str] = field(default_factory=list)
 
     @property
     def per_second(self) -> float:
@@ -81,51 +64,22 @@ def to_kafka(
     show_progress: bool = True,
     topic_prefix: str = "",
 ) -> SendReport:
-    """Produce the whole simulation; raise DeliveryError if any message was not delivered.
+    """Produce the whole simulation; raise KafkaDeliveryError if any message was not delivered.
 
-    A full local queue is waited out (poll until deliveries free room), never dropped."""
+    A full local queue is waited out, never dropped."""
+    producer = ReliableProducer(config, topic_prefix)
     report = SendReport()
-
-    def delivered(err: KafkaError | None, _msg: object) -> None:
-        if err is not None:
-            report.failed += 1
-            if len(report.first_errors) < 5:
-                report.first_errors.append(str(err))
-
-    producer = Producer({**PRODUCER_DEFAULTS, **config})
     began = time.perf_counter()
     with _progress(sim, show_progress, "msg") as bar:
-        pending = 0
         for record in _paced(sim.records(), speed):
-            while True:
-                try:
-                    producer.produce(
-                        topic_prefix + record.topic,
-                        record.value,
-                        record.key,
-                        headers=list(record.headers),
-                        on_delivery=delivered,
-                    )
-                    break
-                except BufferError:  # local queue full: wait for deliveries, don't drop
-                    producer.poll(0.05)
+            producer.send(KafkaMessage(record.topic, record.key, record.value, record.headers))
             report.records += 1
-            pending += 1
-            if pending >= 5_000:
-                producer.poll(0)
-                bar.update(pending)
-                pending = 0
-        bar.update(pending)
-        remaining = producer.flush(120)
+            if report.records % 5_000 == 0:
+                producer.poll()
+                bar.update(5_000)
+        bar.update(report.records % 5_000)
+        producer.flush(120)
     report.seconds = time.perf_counter() - began
-    if remaining:
-        report.failed += remaining
-        report.first_errors.append(f"{remaining} messages still queued after 120 s flush")
-    if report.failed:
-        raise DeliveryError(
-            f"{report.failed} of {report.records} messages were not delivered: "
-            + "; ".join(report.first_errors)
-        )
     return report
 
 

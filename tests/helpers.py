@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
+from bytewax.inputs import AbortExecution, FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 FROZEN = datetime(2030, 1, 1, tzinfo=UTC)
@@ -70,3 +72,42 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[Messag
         return sorted(got, key=lambda m: (m.partition(), m.offset()))
     finally:
         consumer.close()
+
+
+class CrashingSource(FixedPartitionedSource[Any, int]):
+    """Emits `items` one per batch and aborts the run once at each index in `crash_at`.
+
+    bytewax's TestingSource.ABORT counts its sentinels in the resume index, so after
+    two aborts it resumes one item early and replays an already committed item; this
+    source keeps the index of data items only. `crashed` records which crashes fired,
+    and persists across runs because the same instance is reused.
+    """
+
+    def __init__(self, items: list[Any], crash_at: set[int]) -> None:
+        self.items = items
+        self.crash_at = set(crash_at)
+        self.crashed: set[int] = set()
+
+    def list_parts(self) -> list[str]:
+        return ["items"]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _CrashingPart:
+        return _CrashingPart(self, resume_state or 0)
+
+
+class _CrashingPart(StatefulSourcePartition[Any, int]):
+    def __init__(self, source: CrashingSource, position: int) -> None:
+        self.source, self.position = source, position
+
+    def next_batch(self) -> list[Any]:
+        s = self.source
+        if self.position >= len(s.items):
+            raise StopIteration
+        if self.position in s.crash_at and self.position not in s.crashed:
+            s.crashed.add(self.position)
+            raise AbortExecution()
+        self.position += 1
+        return [s.items[self.position - 1]]
+
+    def snapshot(self) -> int:
+        return self.position

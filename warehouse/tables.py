@@ -1,0 +1,142 @@
+"""Every lake table, defined once: name, Arrow schema, date partition column, id column.
+
+Writers (sinks) and readers (DuckDB views) both take schemas from here, so a
+batch that does not fit its table fails loudly at the writer instead of
+surfacing later as a query error or a silent cast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    schema: pa.Schema
+    partition_by: str
+    """A timestamp column; its UTC date names the `date=YYYY-MM-DD` folder."""
+    id_column: str
+    """Unique per logical row: what deduplication and compaction checks key on."""
+    description: str
+    version_column: str | None = None
+    """For change-log tables: the `<name>_latest` view keeps the highest version per id."""
+
+    @property
+    def latest_view(self) -> str | None:
+        return f"{self.name}_latest" if self.version_column else None
+
+
+def _schema(*fields: tuple[str, pa.DataType, bool]) -> pa.Schema:
+    return pa.schema([pa.field(name, kind, nullable=nullable) for name, kind, nullable in fields])
+
+
+ORDER_STATS_MINUTE = Table(
+    "order_stats_minute",
+    _schema(
+        ("stats_id", pa.string(), False),
+        ("window_start", TS, False),
+        ("window_end", TS, False),
+        ("currency", pa.string(), False),
+        ("orders_created", pa.int64(), False),
+        ("orders_paid", pa.int64(), False),
+        ("orders_cancelled", pa.int64(), False),
+        ("revenue", pa.float64(), False),
+        ("avg_order_value", pa.float64(), True),
+        ("duplicates_ignored", pa.int64(), False),
+    ),
+    partition_by="window_start",
+    id_column="stats_id",
+    description="orders per 1-minute event-time window and currency (order_stats)",
+)
+
+EVENTS = Table(
+    "events",
+    _schema(
+        ("event_id", pa.string(), False),
+        ("topic", pa.string(), False),
+        ("type", pa.string(), False),
+        ("key", pa.string(), False),
+        ("ts", TS, False),
+        ("payload", pa.string(), False),
+        ("partition", pa.int32(), False),
+        ("offset", pa.int64(), False),
+    ),
+    partition_by="ts",
+    id_column="event_id",
+    description="every valid input event as landed, payload as JSON text (land_events)",
+)
+
+DEAD_LETTERS = Table(
+    "dead_letters",
+    _schema(
+        ("dead_letter_id", pa.string(), False),
+        ("flow", pa.string(), False),
+        ("topic", pa.string(), False),
+        ("partition", pa.int32(), False),
+        ("offset", pa.int64(), False),
+        ("raw", pa.binary(), False),
+        ("reason", pa.string(), False),
+        ("seen_at", TS, False),
+    ),
+    partition_by="seen_at",
+    id_column="dead_letter_id",
+    description="input that could not be decoded or validated, with the reason and raw bytes",
+)
+
+LATE_EVENTS = Table(
+    "late_events",
+    _schema(
+        ("late_id", pa.string(), False),
+        ("flow", pa.string(), False),
+        ("key", pa.string(), False),
+        ("event_id", pa.string(), False),
+        ("ts", TS, False),
+        ("window_start", TS, False),
+    ),
+    partition_by="ts",
+    id_column="late_id",
+    description="events that arrived behind the watermark, with the window they missed",
+)
+
+ALERTS = Table(
+    "alerts",
+    _schema(
+        ("alert_id", pa.string(), False),
+        ("version", pa.int64(), False),
+        ("rule", pa.string(), False),
+        ("severity", pa.string(), False),
+        ("subject", pa.string(), False),
+        ("state", pa.string(), False),
+        ("observed", pa.float64(), True),
+        ("threshold", pa.float64(), True),
+        ("first_seen", TS, False),
+        ("last_seen", TS, False),
+    ),
+    partition_by="last_seen",
+    id_column="alert_id",
+    version_column="version",
+    description="alert change log: one row per change of an alert; alerts_latest is the current state",
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t for t in (ORDER_STATS_MINUTE, EVENTS, DEAD_LETTERS, LATE_EVENTS, ALERTS)
+}
+
+
+class UnknownTableError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def table(name: str) -> Table:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise UnknownTableError(
+            f"unknown table {name!r}; tables: {', '.join(sorted(TABLES))}"
+        ) from None
