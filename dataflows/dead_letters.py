@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import bytewax.operators as op
-from bytewax.dataflow import Stream
-from bytewax.outputs import Sink
 from opentelemetry import metrics
 
 from dataflows.messages import DeadLetter
@@ -55,29 +52,6 @@ def dead_letter_message(letter: DeadLetter) -> KafkaMessage:
     )
 
 
-def route_dead_letters(
-    letters: Stream[DeadLetter],
-    lake: Sink[tuple[str, object]] | None,
-    kafka: Sink[tuple[str, KafkaMessage]] | None,
-) -> None:
-    """Send a flow's dead letters to the lake and/or Kafka; at least one must be given."""
-    if lake is None and kafka is None:
-        raise ValueError("dead letters need somewhere to go: a lake sink, a Kafka sink or both")
-    op.inspect("count_dead_letters", letters, _count)
-    keyed = op.key_on("dead_letter_key", letters, lambda d: f"{d.topic}/{d.partition}")
-    if lake is not None:
-        op.output("dead_letters_lake", op.map("dead_letter_row", keyed, _row), lake)
-    if kafka is not None:
-        op.output("dead_letters_kafka", op.map("dead_letter_msg", keyed, _message), kafka)
-
-
-def _count(_step: str, letter: DeadLetter) -> None:
+def count_dead_letter(letter: DeadLetter) -> None:
+    """The `streamhouse.dead_letters` counter, by flow and source topic, for monitoring."""
     _dead_letters.add(1, {"flow": letter.flow, "topic": letter.topic})
-
-
-def _row(item: tuple[str, DeadLetter]) -> tuple[str, dict[str, object]]:
-    return item[0], dead_letter_row(item[1])
-
-
-def _message(item: tuple[str, DeadLetter]) -> tuple[str, KafkaMessage]:
-    return item[0], dead_letter_message(item[1])

@@ -21,14 +21,19 @@ class TopicDecoder:
         self._decoders = {topic: BatchDecoder(topic) for topic in topics}
 
     def __call__(self, batch: list[RawMessage]) -> Iterator[Event | DeadLetter]:
+        for _message, result in self.pairs(batch):
+            yield result
+
+    def pairs(self, batch: list[RawMessage]) -> Iterator[tuple[RawMessage, Event | DeadLetter]]:
+        """Each of this flow's messages with what it decoded to, for flows that keep both."""
         for message in batch:
             decoder = self._decoders.get(message.topic)
             if decoder is None:
                 continue
             try:
-                yield decoder.decode(message.value)
+                yield message, decoder.decode(message.value)
             except ValueError as e:
-                yield self._dead(message, str(e))
+                yield message, self._dead(message, str(e))
 
     def _dead(self, message: RawMessage, reason: str) -> DeadLetter:
         return DeadLetter(

@@ -1,10 +1,11 @@
 """order_stats: orders per minute and per currency, from `order-events`.
 
-    order-events ─► decode ─┬─► dead letters
+    order-events ─► decode ─┬─► dead letters ─► lake dead_letters, order-events.dlq
                             └─► created | paid | cancelled ─► key by currency
                                  ─► 1-min event-time window (duplicates counted once)
-                                 ─┬─► OrderStatsMinute rows
-                                  └─► late events
+                                 ─┬─► rows ─┬─► lake order_stats_minute
+                                  │         └─► Kafka order-statistics
+                                  └─► late events ─► lake late_events
 
 Run it: `streamhouse run order_stats` or `python -m bytewax.run dataflows.order_stats:flow`.
 """
@@ -17,17 +18,20 @@ from datetime import datetime
 
 import bytewax.operators as op
 import bytewax.operators.windowing as win
+import msgspec
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
-from bytewax.outputs import Sink
 
 from dataflows.decode import TopicDecoder
 from dataflows.messages import DeadLetter, LateEvent, MessageBatch
+from dataflows.outputs import Outputs
 from dataflows.windows import MINUTE, event_clock, system_now, tumbling, window_start
 from models.base import Event, derived_id
 from models.orders import OrderCancelled, OrderCreated, OrderPaid
 from models.stats import OrderStatsMinute
-from models.topics import ORDER_EVENTS
+from models.topics import ORDER_EVENTS, ORDER_STATISTICS
+from sinks.kafka import KafkaMessage
+from warehouse.tables import ORDER_STATS_MINUTE
 
 FLOW = "order_stats"
 INPUT_TOPICS = (ORDER_EVENTS,)
@@ -104,11 +108,17 @@ def is_event(item: Event | DeadLetter) -> bool:
     return not isinstance(item, DeadLetter)
 
 
+def to_message(keyed_row: tuple[str, OrderStatsMinute]) -> tuple[str, KafkaMessage]:
+    """`order-statistics`: keyed by window start, so one window's rows share a partition."""
+    key, row = keyed_row
+    return key, KafkaMessage(
+        ORDER_STATISTICS, row.window_start.isoformat().encode(), msgspec.json.encode(row)
+    )
+
+
 def build(
     source: Source[MessageBatch],
-    stats: Sink[OrderStatsMinute],
-    dead_letters: Sink[DeadLetter],
-    late_events: Sink[LateEvent],
+    outputs: Outputs,
     allowed_lateness_s: float = 10.0,
     now: Callable[[], datetime] = system_now,
 ) -> Dataflow:
@@ -116,7 +126,7 @@ def build(
     batches = op.input("order_events", flow, source)
     decoded = op.flat_map("decode", batches, TopicDecoder(FLOW, INPUT_TOPICS))
     valid = op.branch("split_dead_letters", decoded, is_event)
-    op.output("dead_letters", valid.falses, dead_letters)
+    outputs.dead_letters(valid.falses, writer=FLOW)
     counted = op.filter("created_paid_cancelled", valid.trues, lambda e: isinstance(e, Counted))
     by_currency = op.key_on("by_currency", counted, lambda e: e.currency)
     windows = win.fold_window(
@@ -128,21 +138,21 @@ def build(
         OrderWindow.add,
         OrderWindow.merge,
     )
-    op.output("stats", op.map("to_rows", windows.down, to_row), stats)
-    op.output("late_events", op.map("to_late", windows.late, to_late), late_events)
+    rows = op.map("to_rows", windows.down, lambda kv: (kv[0], to_row(kv)))
+    outputs.to_table("stats", rows, ORDER_STATS_MINUTE, writer=FLOW)
+    outputs.to_topic("statistics", op.map("to_message", rows, to_message), ORDER_STATISTICS)
+    outputs.late_events(op.map("to_late", windows.late, lambda kv: (kv[0], to_late(kv))), FLOW)
     return flow
 
 
 def flow_from_env() -> Dataflow:
-    from dataflows.runtime import dead_letter_sink, late_sink, source_from_env, stats_sink
+    from dataflows.runtime import outputs_from_env, source_from_env
     from streamhouse.config import from_env
 
     settings = from_env()
     return build(
         source_from_env(settings, INPUT_TOPICS),
-        stats_sink(),
-        dead_letter_sink(),
-        late_sink(),
+        outputs_from_env(settings, stdout_tables={ORDER_STATS_MINUTE.name}),
         settings.allowed_lateness_s,
     )
 

@@ -2,14 +2,13 @@
 
 `STREAMHOUSE_INPUT` picks the source: `kafka` (default) or `simulator`. With
 `STREAMHOUSE_UNTIL_EOF=1` the Kafka source stops at the end offsets it saw at
-start (batch jobs, tests). Results go to stdout as JSON lines; dead letters and
-late events to stderr, one JSON object per line, each tagged by its kind.
+start (batch jobs, tests). Results land in the lake (`STREAMHOUSE_LAKE_DIR`) and,
+with Kafka input or `STREAMHOUSE_KAFKA_OUTPUT=1`, in Kafka topics.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,9 +16,10 @@ from bytewax.inputs import Source
 
 from dataflows.inputs import KafkaBatchSource, SimulatorSource
 from dataflows.messages import MessageBatch
+from dataflows.outputs import Outputs
 from models.simulator import SimConfig
-from sinks.jsonl import JsonLinesSink
 from streamhouse.config import ConfigError, Settings
+from warehouse.lake import Lake
 
 INPUTS = ("kafka", "simulator")
 TRUE = {"1", "true", "yes", "on"}
@@ -62,13 +62,15 @@ def source_from_env(settings: Settings, topics: Iterable[str]) -> Source[Message
     raise ConfigError(f"STREAMHOUSE_INPUT={kind!r} is not one of {', '.join(INPUTS)}")
 
 
-def stats_sink() -> JsonLinesSink:
-    return JsonLinesSink(sys.stdout)
-
-
-def dead_letter_sink() -> JsonLinesSink:
-    return JsonLinesSink(sys.stderr)
-
-
-def late_sink() -> JsonLinesSink:
-    return JsonLinesSink(sys.stderr)
+def outputs_from_env(settings: Settings, stdout_tables: set[str] | None = None) -> Outputs:
+    """Lake always (STREAMHOUSE_LAKE_DIR); Kafka outputs when the input is Kafka, or when
+    STREAMHOUSE_KAFKA_OUTPUT=1 (0 turns them off)."""
+    kafka_input = os.environ.get("STREAMHOUSE_INPUT", "kafka") == "kafka"
+    to_kafka = os.environ.get("STREAMHOUSE_KAFKA_OUTPUT")
+    kafka_on = kafka_input if to_kafka in (None, "") else to_kafka.strip().lower() in TRUE
+    return Outputs(
+        lake=Lake(settings.lake_dir),
+        kafka=settings.kafka_config() if kafka_on else None,
+        topic_prefix=settings.topic_prefix,
+        stdout_tables=frozenset(stdout_tables or ()),
+    )

@@ -24,6 +24,7 @@ from streamhouse.config import ConfigError, Settings, check_kafka_config, from_e
 
 FLOWS: dict[str, str] = {
     "order_stats": "dataflows.order_stats",
+    "land_events": "dataflows.land_events",
 }
 """Dataflows `streamhouse run` knows, by name -> module holding `flow`."""
 
@@ -226,7 +227,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from streamhouse import demo
 
     config = _sim_config(args, from_env())
-    result = demo.run(config, show_progress=not args.quiet)  # type: ignore[arg-type]
+    result = demo.run(config, args.lake, show_progress=not args.quiet)  # type: ignore[arg-type]
     demo.report(result)
     return 0
 
@@ -366,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the main job end to end on embedded defaults.",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--lake",
+        type=Path,
+        default=Path("demo-lake"),
+        help="lake folder; its tables are replaced (default ./demo-lake)",
+    )
     _add_simulation_flags(p, rate=300.0, duration=600)
     p.set_defaults(handler=cmd_demo)
 

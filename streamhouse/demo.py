@@ -1,131 +1,172 @@
-"""`streamhouse demo`: simulated traffic through a real windowed dataflow, no broker needed.
+"""`streamhouse demo`: simulated traffic in, a Parquet lake out, answers from DuckDB. No broker.
 
-The simulator runs in-process as a bytewax source; order_stats windows the
-order events; the report shows orders per minute next to the incident the
-simulator injected, and accounts for every order event: counted, ignored as a
-duplicate, late, or dead-lettered with its reason.
+Two dataflows read the simulator in-process: land_events lands every valid
+event in the lake table `events`; order_stats windows the order events into
+`order_stats_minute`; both dead-letter what they cannot decode. The report is
+read back from the lake with DuckDB: orders per minute next to the incident
+the simulator injected, the slowest routes and the top errors (where the other
+injected incidents show), and an account of every order event.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TextIO
 
 import polars as pl
-from bytewax.testing import TestingSink, run_main
+import pyarrow as pa
+from bytewax.testing import run_main
 from tqdm import tqdm
 
-from dataflows import order_stats
+from dataflows import land_events, order_stats
 from dataflows.inputs import SimulatorSource
-from dataflows.messages import DeadLetter, LateEvent
+from dataflows.outputs import Outputs
 from models.simulator import SimConfig, Simulator
-from models.stats import OrderStatsMinute
-from models.topics import INPUT_TOPICS
+from warehouse.lake import Lake
+from warehouse.query import Warehouse, named_query
+from warehouse.tables import TABLES
 
 BAR_WIDTH = 40
+INCIDENT_NAMES = {"latency_spike": "a latency spike", "error_burst": "an error burst"}
 
 
 @dataclass
 class DemoResult:
-    rows: list[OrderStatsMinute] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    late: list[LateEvent] = field(default_factory=list)
-    simulator: Simulator | None = None
+    lake: Lake
+    simulator: Simulator
     records: int = 0
-    """Simulated records the flow read, all topics."""
+    """Simulated records each flow read, all topics."""
 
 
-def run(config: SimConfig, *, show_progress: bool = True) -> DemoResult:
-    result = DemoResult(simulator=Simulator(config))
-    with tqdm(
-        total=result.simulator.expected_records(),
-        unit="rec",
-        unit_scale=True,
-        desc="demo",
-        disable=not show_progress,
-        mininterval=0.5,
-    ) as bar:
+def reset_lake(lake: Lake) -> None:
+    """Start from an empty lake: remove the demo's tables, and nothing else."""
+    for name in TABLES:
+        shutil.rmtree(lake.table_dir(name), ignore_errors=True)
 
-        def progressed(n: int) -> None:
-            result.records += n
-            bar.update(n)
 
-        flow = order_stats.build(
-            SimulatorSource(config, on_batch=progressed),
-            TestingSink(result.rows),
-            TestingSink(result.dead_letters),
-            TestingSink(result.late),
-            config.allowed_lateness_s,
-        )
-        run_main(flow)
+def run(config: SimConfig, lake_dir: Path, *, show_progress: bool = True) -> DemoResult:
+    lake = Lake(lake_dir)
+    reset_lake(lake)
+    result = DemoResult(lake=lake, simulator=Simulator(config))
+    outputs = Outputs(lake=lake)
+    flows = (
+        ("land_events", lambda source: land_events.build(source, outputs)),
+        (
+            "order_stats",
+            lambda source: order_stats.build(source, outputs, config.allowed_lateness_s),
+        ),
+    )
+    for name, build in flows:
+        with tqdm(
+            total=result.simulator.expected_records(),
+            unit="rec",
+            unit_scale=True,
+            desc=name,
+            disable=not show_progress,
+            mininterval=0.5,
+        ) as bar:
+            read = 0
+
+            def progressed(n: int, bar: tqdm = bar) -> None:
+                nonlocal read
+                read += n
+                bar.update(n)
+
+            run_main(build(SimulatorSource(config, on_batch=progressed)))
+            result.records = read
     return result
 
 
-def _minute_chart(rows: list[OrderStatsMinute], incidents: list[tuple[datetime, datetime]]) -> str:
-    per_minute: Counter[datetime] = Counter()
-    for row in rows:
-        per_minute[row.window_start] += row.orders_created
-    if not per_minute:
-        return "(no windows)"
-    peak = max(per_minute.values()) or 1
-    lines = []
-    for start in sorted(per_minute):
-        count = per_minute[start]
-        bar = "█" * round(BAR_WIDTH * count / peak)
-        mark = "  ◄ injected order drop" if any(a <= start < b for a, b in incidents) else ""
-        lines.append(f"  {start:%H:%M}  {bar:<{BAR_WIDTH}} {count:>6}{mark}")
-    return "\n".join(lines)
-
-
-def report(result: DemoResult, out: TextIO = sys.stdout) -> None:
-    sim = result.simulator
-    assert sim is not None
-    rows = sorted(result.rows, key=lambda r: (r.window_start, r.currency))
-    table = pl.DataFrame(
-        [
-            {
-                "minute": f"{r.window_start:%Y-%m-%d %H:%M}",
-                "currency": r.currency,
-                "created": r.orders_created,
-                "paid": r.orders_paid,
-                "cancelled": r.orders_cancelled,
-                "revenue": r.revenue,
-                "avg_order": r.avg_order_value,
-                "dupes_ignored": r.duplicates_ignored,
-            }
-            for r in rows
-        ]
-    )
-    drops = [(i.start, i.end) for i in sim.incidents if i.kind == "order_drop"]
-    reasons = Counter(d.reason.split(":")[0] for d in result.dead_letters)
+def _show(table: pa.Table, out: TextIO) -> None:
     with pl.Config(
-        tbl_rows=len(rows) + 1,
+        tbl_rows=table.num_rows + 1,
         tbl_hide_dataframe_shape=True,
         tbl_hide_column_data_types=True,
         tbl_formatting="ASCII_MARKDOWN",
         float_precision=2,
+        tbl_width_chars=140,
+        fmt_str_lengths=60,
     ):
+        print(pl.from_arrow(table), file=out)
+
+
+def _minute_chart(
+    per_minute: list[dict[str, object]], drops: list[tuple[datetime, datetime]]
+) -> str:
+    if not per_minute:
+        return "(no windows)"
+    peak = max(int(row["created"]) for row in per_minute) or 1
+    lines = []
+    for row in per_minute:
+        start, count = row["minute"], int(row["created"])
+        bar = "█" * round(BAR_WIDTH * count / peak)
+        mark = "  ◄ injected order drop" if any(a <= start < b for a, b in drops) else ""
+        lines.append(f"  {start:%H:%M}  {bar:<{BAR_WIDTH}} {count:>6}{mark}")
+    return "\n".join(lines)
+
+
+def _named(wh: Warehouse, name: str, **params: str) -> pa.Table:
+    query = named_query(name)
+    return wh.sql(query.sql, query.bind(params))
+
+
+def report(result: DemoResult, out: TextIO = sys.stdout) -> None:
+    sim = result.simulator
+    labels = {i.kind: i for i in sim.incidents}
+    with Warehouse(result.lake) as wh:
         print(
-            "\nOrders per minute and currency (order_stats, 1-minute event-time windows)\n",
+            f"\nLake: {result.lake.root}  (query it: streamhouse sql --lake "
+            f'{result.lake.root} "SELECT ...")',
             file=out,
         )
-        print(table, file=out)
-    print("\nOrders created per minute, all currencies\n", file=out)
-    print(_minute_chart(rows, drops), file=out)
-    counted = sum(r.orders_created + r.orders_paid + r.orders_cancelled for r in rows)
-    dupes = sum(r.duplicates_ignored for r in rows)
-    print(
-        f"\nSimulated {result.records:,} records on {len(INPUT_TOPICS)} topics; "
-        f"order_stats counted {counted:,} order events, ignored {dupes:,} duplicates, "
-        f"recorded {len(result.late):,} late events and {len(result.dead_letters):,} dead letters"
-        + (
-            " (" + ", ".join(f"{n} {reason}" for reason, n in reasons.most_common()) + ")"
-            if reasons
-            else ""
+        print("\nOrders per minute and currency (lake table order_stats_minute)\n", file=out)
+        _show(
+            wh.sql(
+                "SELECT strftime(window_start, '%Y-%m-%d %H:%M') AS minute, currency, "
+                "orders_created AS created, orders_paid AS paid, orders_cancelled AS cancelled, "
+                "revenue, avg_order_value AS avg_order, duplicates_ignored AS dupes_ignored "
+                "FROM order_stats_minute ORDER BY window_start, currency"
+            ),
+            out,
         )
-        + ".",
+        print("\nOrders created per minute, all currencies (query orders_per_minute)\n", file=out)
+        drops = [(i.start, i.end) for i in sim.incidents if i.kind == "order_drop"]
+        print(_minute_chart(_named(wh, "orders_per_minute").to_pylist(), drops), file=out)
+
+        for kind, query, title in (
+            ("latency_spike", "p95_latency_per_route", "Slowest routes"),
+            ("error_burst", "error_counts_per_service", "Top errors"),
+        ):
+            window: dict[str, str] = {}
+            heading = f"{title} (query {query}, over the lake table events)"
+            if (incident := labels.get(kind)) is not None:
+                window = {"since": incident.start.isoformat(), "until": incident.end.isoformat()}
+                heading = (
+                    f"{title} while the simulator injected {INCIDENT_NAMES[kind]} in "
+                    f"{incident.subject}, {incident.start:%H:%M:%S}-{incident.end:%H:%M:%S} "
+                    f"(query {query})"
+                )
+            print(f"\n{heading}\n", file=out)
+            _show(_named(wh, query, **window).slice(0, 5), out)
+
+        counts = wh.sql(
+            "SELECT (SELECT count(*) FROM events) AS events, "
+            "(SELECT count(*) FROM events WHERE topic = 'order-events') AS order_events, "
+            "(SELECT coalesce(sum(orders_created + orders_paid + orders_cancelled), 0) "
+            "   FROM order_stats_minute) AS counted, "
+            "(SELECT coalesce(sum(duplicates_ignored), 0) FROM order_stats_minute) AS dupes, "
+            "(SELECT count(*) FROM late_events) AS late, "
+            "(SELECT count(*) FROM dead_letters WHERE flow = 'land_events') AS dead_all, "
+            "(SELECT count(*) FROM dead_letters WHERE flow = 'order_stats') AS dead_orders"
+        ).to_pylist()[0]
+    print(
+        f"\nSimulated {result.records:,} records. land_events landed {counts['events']:,} "
+        f"events and {counts['dead_all']:,} dead letters. order_stats counted "
+        f"{counts['counted']:,} order events, ignored {counts['dupes']:,} duplicates, "
+        f"recorded {counts['late']:,} late events and {counts['dead_orders']:,} dead letters.",
         file=out,
     )

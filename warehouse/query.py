@@ -39,13 +39,12 @@ def _quote(identifier: str) -> str:
 class Warehouse:
     def __init__(self, lake: Lake | Path | str, threads: int | None = None) -> None:
         self.lake = lake if isinstance(lake, Lake) else Lake(lake)
-        config: dict[str, Any] = {
-            "allowed_directories": [str(self.lake.root) + "/"],
-            "enable_external_access": False,
-        }
-        if threads:
-            config["threads"] = threads
+        config: dict[str, Any] = {"threads": threads} if threads else {}
         self.con = duckdb.connect(":memory:", config=config)
+        # The lake path is the operator's setting, never query text; quoted as a literal.
+        lake_literal = "'" + (str(self.lake.root) + "/").replace("'", "''") + "'"
+        self.con.execute(f"SET allowed_directories = [{lake_literal}]")
+        self.con.execute("SET enable_external_access = false")
         self.files: dict[str, list[Path]] = {}
         for tbl in TABLES.values():
             self._create_view(tbl)
@@ -67,7 +66,7 @@ class Warehouse:
             )
 
     def sql(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
-        return self.con.execute(query, params or {}).fetch_arrow_table()
+        return self.con.execute(query, params or {}).to_arrow_table()
 
     def close(self) -> None:
         self.con.close()

@@ -1,0 +1,102 @@
+"""Where a dataflow's results go, decided once per run: the lake, Kafka, stdout, memory.
+
+A flow module says *what* it emits (`to_table`, `to_topic`, `dead_letters`,
+`late_events`); an `Outputs` says *where*. The same flow then runs in
+production (lake + Kafka), in the demo (lake) and in tests (memory), unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream
+from bytewax.testing import TestingSink
+
+from dataflows.dead_letters import count_dead_letter, dead_letter_message, dead_letter_row
+from dataflows.messages import DeadLetter, LateEvent
+from models.base import derived_id
+from sinks.jsonl import JsonLinesSink
+from sinks.kafka import KafkaMessage, KafkaSink
+from sinks.lake import LakeSink
+from warehouse.lake import Lake
+from warehouse.tables import DEAD_LETTERS, LATE_EVENTS, Table
+
+
+def late_event_row(late: LateEvent) -> dict[str, object]:
+    return {
+        "late_id": derived_id(late.flow, late.event_id, late.window_start.isoformat()),
+        "flow": late.flow,
+        "key": late.key,
+        "event_id": late.event_id,
+        "ts": late.ts,
+        "window_start": late.window_start,
+    }
+
+
+@dataclass
+class Outputs:
+    lake: Lake | None = None
+    kafka: Mapping[str, object] | None = None
+    """Producer config; None sends nothing to Kafka (dead letters then go to the lake only)."""
+    topic_prefix: str = ""
+    stdout_tables: frozenset[str] = frozenset()
+    """Tables whose rows are also printed as JSON lines (small result tables)."""
+    captured: dict[str, list[Any]] | None = None
+    """If set, every table's and topic's values are also kept here, by name (tests, demo)."""
+    _lake_parts: int = field(default=1, repr=False)
+
+    def _capture(self, step_id: str, stream: Stream[tuple[str, Any]], name: str) -> None:
+        if self.captured is not None:
+            values = op.map(f"{step_id}_values", stream, lambda kv: kv[1])
+            op.output(f"{step_id}_memory", values, TestingSink(self.captured.setdefault(name, [])))
+
+    def to_table(
+        self, step_id: str, stream: Stream[tuple[str, Any]], table: Table, writer: str
+    ) -> None:
+        """Land keyed rows (structs, mappings or Arrow tables) in `table`."""
+        if self.lake is not None:
+            op.output(
+                f"{step_id}_lake", stream, LakeSink(self.lake, table, writer, self._lake_parts)
+            )
+        if table.name in self.stdout_tables:
+            op.output(
+                f"{step_id}_stdout",
+                op.map(f"{step_id}_v", stream, lambda kv: kv[1]),
+                JsonLinesSink(sys.stdout),
+            )
+        self._capture(step_id, stream, table.name)
+
+    def to_topic(self, step_id: str, stream: Stream[tuple[str, KafkaMessage]], topic: str) -> None:
+        if self.kafka is not None:
+            op.output(
+                f"{step_id}_kafka", stream, KafkaSink(self.kafka, topic_prefix=self.topic_prefix)
+            )
+        self._capture(step_id, stream, topic)
+
+    def dead_letters(self, stream: Stream[DeadLetter], writer: str) -> None:
+        """Lake table `dead_letters` and, with Kafka, `<topic>.dlq`; counted either way."""
+        op.inspect("count_dead_letters", stream, lambda _step, d: count_dead_letter(d))
+        keyed = op.key_on("dead_letter_key", stream, lambda d: f"{d.topic}/{d.partition}")
+        self.to_table(
+            "dead_letters",
+            _map_values("dead_letter_row", keyed, dead_letter_row),
+            DEAD_LETTERS,
+            writer,
+        )
+        if self.kafka is not None:
+            self.to_topic("dlq", _map_values("dlq_message", keyed, dead_letter_message), "dlq")
+
+    def late_events(self, stream: Stream[tuple[str, LateEvent]], writer: str) -> None:
+        self.to_table(
+            "late_events", _map_values("late_row", stream, late_event_row), LATE_EVENTS, writer
+        )
+
+
+def _map_values(
+    step_id: str, stream: Stream[tuple[str, Any]], fn: Callable[[Any], Any]
+) -> Stream[tuple[str, Any]]:
+    return op.map(step_id, stream, lambda kv: (kv[0], fn(kv[1])))
