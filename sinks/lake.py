@@ -12,6 +12,7 @@ uninterrupted run would, with neither loss nor duplicates.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,9 @@ class _LakePartition(StatefulSinkPartition[LakeValue, int]):
 
     def snapshot(self) -> int:
         self._flush()
+        self._lake.record_snapshot(
+            self._table.name, self._writer, self._part, self._next_seq, time.time()
+        )
         return self._next_seq
 
     def close(self) -> None:

@@ -16,11 +16,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 from confluent_kafka import KafkaException
 
 from sinks.kafka import KafkaDeliveryError
 from streamhouse.broker import BrokerError
 from streamhouse.config import ConfigError, Settings, check_kafka_config, from_env
+from streamhouse.render import FORMATS
+from warehouse.lake import Lake, LakeError
 
 FLOWS: dict[str, str] = {
     "order_stats": "dataflows.order_stats",
@@ -232,6 +235,100 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lake(args: argparse.Namespace) -> Lake:
+    return Lake(args.lake if args.lake is not None else from_env().lake_dir)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from streamhouse.render import write_result
+    from warehouse.query import Warehouse
+
+    with Warehouse(_lake(args)) as wh:
+        write_result(wh.sql(args.query), args.format, args.out)
+    return 0
+
+
+def _params(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--param {pair!r} is not name=value")
+        params[name] = value
+    return params
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from streamhouse.render import write_result
+    from warehouse.query import QueryError, Warehouse, named_queries, named_query
+
+    if args.name is None:
+        for query in named_queries().values():
+            params = ", ".join(f"{p.name} ({p.kind}, default {p.default})" for p in query.params)
+            print(f"{query.name:28} {query.description}\n{'':28} params: {params or 'none'}")
+        return 0
+    try:
+        query = named_query(args.name)
+        values = query.bind(_params(args.param))
+    except QueryError as e:
+        raise ConfigError(str(e)) from None
+    with Warehouse(_lake(args)) as wh:
+        write_result(wh.sql(query.sql, values), args.format, args.out)
+    return 0
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    import pyarrow as pa
+
+    from streamhouse.render import write_result
+    from warehouse.query import Warehouse
+    from warehouse.tables import TABLES
+
+    rows = []
+    with Warehouse(_lake(args)) as wh:
+        for tbl in TABLES.values():
+            column = f'"{tbl.partition_by}"'
+            count, first, last = (
+                wh.sql(f'SELECT count(*), min({column}), max({column}) FROM "{tbl.name}"')
+                .to_pylist()[0]
+                .values()
+            )
+            files = wh.files[tbl.name]
+            rows.append(
+                {
+                    "table": tbl.name,
+                    "rows": count,
+                    "files": len(files),
+                    "mb": round(sum(f.stat().st_size for f in files) / 1e6, 2),
+                    "from": first,
+                    "to": last,
+                }
+            )
+    write_result(pa.Table.from_pylist(rows), args.format, args.out)
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from warehouse.compaction import compact
+    from warehouse.tables import TABLES, UnknownTableError
+
+    lake = _lake(args)
+    try:
+        names = [args.table] if args.table else list(TABLES)
+        for name in names:
+            r = compact(
+                lake, name, min_files=args.min_files, settle_s=args.settle_s, grace_s=args.grace_s
+            )
+            print(
+                f"{r.table:20} merged {r.files_merged} files into {r.merged_partitions} "
+                f"({r.rows:,} rows); deleted {r.sources_deleted} superseded files; "
+                f"left {r.skipped_unsettled} unsettled files"
+            )
+    except UnknownTableError as e:
+        raise ConfigError(str(e)) from None
+    return 0
+
+
 def cmd_broker(args: argparse.Namespace) -> int:
     from streamhouse.broker import LocalBroker
 
@@ -376,6 +473,75 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulation_flags(p, rate=300.0, duration=600)
     p.set_defaults(handler=cmd_demo)
 
+    def lake_flags(p: argparse.ArgumentParser, formats: bool = True) -> None:
+        p.add_argument(
+            "--lake",
+            type=Path,
+            default=None,
+            help="lake folder (default: STREAMHOUSE_LAKE_DIR or ./lake)",
+        )
+        if formats:
+            p.add_argument("--format", choices=FORMATS, default="table")
+            p.add_argument("--out", type=Path, default=None, help="write here, not stdout")
+
+    p = sub.add_parser(
+        "sql",
+        help="run SQL over the lake's tables (DuckDB)",
+        description="Run one SQL statement over the lake's views. Only the lake "
+        "can be read; settings are locked.",
+    )
+    p.add_argument(
+        "query", help='e.g. "SELECT currency, sum(revenue) FROM order_stats_minute GROUP BY ALL"'
+    )
+    lake_flags(p)
+    p.set_defaults(handler=cmd_sql)
+
+    p = sub.add_parser(
+        "query",
+        help="run a named query; without a name, list them",
+        description="Run a named query from warehouse/queries with parameters "
+        "bound by DuckDB (never pasted into the SQL).",
+    )
+    p.add_argument("name", nargs="?", help="query name; omit to list the queries")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    lake_flags(p)
+    p.set_defaults(handler=cmd_query)
+
+    p = sub.add_parser("tables", help="list the lake's tables: rows, files, date range")
+    lake_flags(p)
+    p.set_defaults(handler=cmd_tables)
+
+    p = sub.add_parser("warehouse", help="lake maintenance")
+    wsub = p.add_subparsers(dest="warehouse_command", required=True, metavar="ACTION")
+    c = wsub.add_parser(
+        "compact",
+        help="merge small files of each partition (safe while flows run)",
+        description="Merge each partition's settled files into one; queries "
+        "answer the same before and after.",
+    )
+    c.add_argument("--table", default=None, help="one table (default: all)")
+    c.add_argument(
+        "--min-files",
+        type=_positive(int),
+        default=2,
+        help="merge a partition only if it has at least this many files",
+    )
+    c.add_argument(
+        "--settle-s",
+        type=float,
+        default=600.0,
+        help="only merge writer files snapshotted at least this long ago "
+        "(> snapshot + backup interval)",
+    )
+    c.add_argument(
+        "--grace-s",
+        type=float,
+        default=300.0,
+        help="delete merged sources only this long after the merge (> longest query)",
+    )
+    lake_flags(c, formats=False)
+    c.set_defaults(handler=cmd_compact)
+
     p = sub.add_parser(
         "broker",
         help="start a local Apache Kafka broker until Ctrl-C",
@@ -406,6 +572,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KafkaDeliveryError as e:
         print(f"streamhouse: Kafka delivery failed: {e}", file=sys.stderr)
+        return 1
+    except duckdb.Error as e:
+        print(f"streamhouse: SQL error: {e}", file=sys.stderr)
+        return 1
+    except (LakeError, ValueError) as e:
+        print(f"streamhouse: {e}", file=sys.stderr)
         return 1
 
 

@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-import polars as pl
 import pyarrow as pa
 from bytewax.testing import run_main
 from tqdm import tqdm
@@ -26,6 +25,7 @@ from dataflows import land_events, order_stats
 from dataflows.inputs import SimulatorSource
 from dataflows.outputs import Outputs
 from models.simulator import SimConfig, Simulator
+from streamhouse.render import print_table
 from warehouse.lake import Lake
 from warehouse.query import Warehouse, named_query
 from warehouse.tables import TABLES
@@ -81,19 +81,6 @@ def run(config: SimConfig, lake_dir: Path, *, show_progress: bool = True) -> Dem
     return result
 
 
-def _show(table: pa.Table, out: TextIO) -> None:
-    with pl.Config(
-        tbl_rows=table.num_rows + 1,
-        tbl_hide_dataframe_shape=True,
-        tbl_hide_column_data_types=True,
-        tbl_formatting="ASCII_MARKDOWN",
-        float_precision=2,
-        tbl_width_chars=140,
-        fmt_str_lengths=60,
-    ):
-        print(pl.from_arrow(table), file=out)
-
-
 def _minute_chart(
     per_minute: list[dict[str, object]], drops: list[tuple[datetime, datetime]]
 ) -> str:
@@ -124,7 +111,7 @@ def report(result: DemoResult, out: TextIO = sys.stdout) -> None:
             file=out,
         )
         print("\nOrders per minute and currency (lake table order_stats_minute)\n", file=out)
-        _show(
+        print_table(
             wh.sql(
                 "SELECT strftime(window_start, '%Y-%m-%d %H:%M') AS minute, currency, "
                 "orders_created AS created, orders_paid AS paid, orders_cancelled AS cancelled, "
@@ -151,7 +138,7 @@ def report(result: DemoResult, out: TextIO = sys.stdout) -> None:
                     f"(query {query})"
                 )
             print(f"\n{heading}\n", file=out)
-            _show(_named(wh, query, **window).slice(0, 5), out)
+            print_table(_named(wh, query, **window).slice(0, 5), out)
 
         counts = wh.sql(
             "SELECT (SELECT count(*) FROM events) AS events, "

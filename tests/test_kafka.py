@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from bytewax.testing import TestingSink, run_main
+from bytewax.testing import run_main
 from confluent_kafka.admin import AdminClient, ConfigResource
 from helpers import frozen_now, java_murmur2, java_partition, read_all
 
 from dataflows import order_stats
 from dataflows.inputs import KafkaBatchSource, SimulatorSource
+from dataflows.outputs import Outputs
 from models.codec import BatchDecoder
 from models.simulator import SimConfig, Simulator
 from models.topics import ANOMALY_MODELS, INPUT_TOPICS, ORDER_EVENTS, all_topics
@@ -97,15 +98,12 @@ def test_order_stats_reads_kafka_like_the_in_process_simulator(
     )
 
     def run(source):
-        rows, dead, late = [], [], []
-        flow = order_stats.build(
-            source, TestingSink(rows), TestingSink(dead), TestingSink(late), now=frozen_now
-        )
-        run_main(flow)
+        captured: dict[str, list] = {}
+        run_main(order_stats.build(source, Outputs(captured=captured), now=frozen_now))
         return (
-            sorted(rows, key=lambda r: (r.window_start, r.currency)),
-            sorted(d.raw for d in dead),
-            sorted(e.event_id for e in late),
+            sorted(captured["order_stats_minute"], key=lambda r: (r.window_start, r.currency)),
+            sorted(d["raw"] for d in captured["dead_letters"]),
+            sorted(e["event_id"] for e in captured["late_events"]),
         )
 
     from_kafka = run(

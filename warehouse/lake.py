@@ -35,6 +35,9 @@ WRITER_FILE = re.compile(
     r"(?P<writer>[A-Za-z0-9_-]+)\.(?P<part>[A-Za-z0-9_-]+)\.(?P<seq>\d{10})\.parquet"
 )
 COMPACTIONS = "_compactions"
+WRITERS = "_writers"
+COMMIT_HISTORY = 1000
+COMMIT_SPACING_S = 5.0
 PARQUET_OPTIONS = {"compression": "zstd", "row_group_size": 1 << 20}
 
 
@@ -76,10 +79,10 @@ class Lake:
         for day in pc.unique(days).to_pylist():
             part = data.filter(pc.equal(days, pa.scalar(day, pa.date32())))
             folder = self.table_dir(tbl.name) / date_dir(day)
-            written.append(self._write_atomically(part, folder / file_name))
+            written.append(self.write_file(part, folder / file_name))
         return written
 
-    def _write_atomically(self, data: pa.Table, path: Path) -> Path:
+    def write_file(self, data: pa.Table, path: Path) -> Path:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +155,46 @@ class Lake:
             for tmp in folder.glob(f".{writer}.{part}.*.tmp"):
                 tmp.unlink(missing_ok=True)
         return removed
+
+    # --- writer commit history (what compaction may touch) ----------------------------
+
+    def _commits_path(self, name: str, writer: str, part: str) -> Path:
+        return self.table_dir(name) / WRITERS / f"{writer}.{part}.json"
+
+    def record_snapshot(self, name: str, writer: str, part: str, next_seq: int, now: float) -> None:
+        """Remember that a writer's files below `next_seq` were in a snapshot taken at `now`.
+
+        Kept entries are at least COMMIT_SPACING_S apart (the newest always kept), at
+        most COMMIT_HISTORY of them, so the file stays small at any snapshot rate."""
+        path = self._commits_path(name, writer, part)
+        history = self.snapshot_history(name, writer, part)
+        if history and now - history[-1][0] < COMMIT_SPACING_S and len(history) > 1:
+            history[-1] = (now, next_seq)
+        else:
+            history.append((now, next_seq))
+        history = history[-COMMIT_HISTORY:]
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"history": history}))
+            os.replace(tmp, path)
+        except OSError as e:
+            raise LakeError(f"cannot write {path}: {e.strerror or e}") from e
+
+    def snapshot_history(self, name: str, writer: str, part: str) -> list[tuple[float, int]]:
+        path = self._commits_path(name, writer, part)
+        try:
+            return [tuple(entry) for entry in json.loads(path.read_text())["history"]]
+        except FileNotFoundError:
+            return []
+
+    def settled_seq(self, name: str, writer: str, part: str, settle_s: float, now: float) -> int:
+        """Files of this writer below the returned number are committed for good: they were
+        in a snapshot taken more than `settle_s` ago, so no resume will delete them."""
+        old_enough = [
+            seq for t, seq in self.snapshot_history(name, writer, part) if now - t >= settle_s
+        ]
+        return max(old_enough, default=0)
 
 
 def writer_file_name(writer: str, part: str, seq: int) -> str:

@@ -66,7 +66,7 @@ class Warehouse:
             )
 
     def sql(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
-        return self.con.execute(query, params or {}).to_arrow_table()
+        return self.con.sql(query, params=params or None).to_arrow_table()
 
     def close(self) -> None:
         self.con.close()
