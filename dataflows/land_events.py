@@ -47,8 +47,8 @@ class Lander:
             columns["key"].append(result.key())
             columns["ts"].append(result.ts)
             columns["payload"].append(encode(result).decode())
-            columns["partition"].append(message.partition)
-            columns["offset"].append(message.offset)
+            columns["source_partition"].append(message.partition)
+            columns["source_offset"].append(message.offset)
         if columns["event_id"]:
             yield pa.Table.from_pydict(columns, schema=EVENTS.schema)
 

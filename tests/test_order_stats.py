@@ -122,7 +122,7 @@ def test_dead_letters_keep_raw_bytes_and_reason(flow_output) -> None:
     for letter in dead:
         assert letter["topic"] == ORDER_EVENTS and letter["flow"] == "order_stats"
         assert letter["reason"] and letter["raw"]
-        assert letter["offset"] >= 0
+        assert letter["source_offset"] >= 0
         assert letter["seen_at"] >= CONFIG.start  # the message's time, not the wall clock
 
 
@@ -131,7 +131,7 @@ def test_results_do_not_depend_on_batch_size(flow_output) -> None:
     rows2, dead2, late2 = run_flow(CONFIG, batch_size=333)
     key = lambda r: (r.window_start, r.currency)  # noqa: E731
     assert sorted(rows, key=key) == sorted(rows2, key=key)
-    assert sorted(d["offset"] for d in dead) == sorted(d["offset"] for d in dead2)
+    assert sorted(d["source_offset"] for d in dead) == sorted(d["source_offset"] for d in dead2)
     assert sorted(e["late_id"] for e in late) == sorted(e["late_id"] for e in late2)
 
 

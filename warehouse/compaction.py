@@ -62,7 +62,9 @@ def _vacuum(lake: Lake, name: str, grace_s: float, now: float, report: Compactio
     for journal in sorted(_journal_dir(lake, name).glob("*.json")):
         record = json.loads(journal.read_text())
         output = base / record["output"]
-        if not output.exists():  # a merge that never finished: its sources are still the data
+        if not output.exists():
+            # A merge that never finished (outputs are never merged again while their
+            # journal exists, so nothing else removes one): its sources are still the data.
             journal.unlink()
             continue
         if "sources_deleted_at" in record:
@@ -110,7 +112,12 @@ def compact(
     _journal_dir(lake, tbl.name).mkdir(parents=True, exist_ok=True)
     _vacuum(lake, tbl.name, grace_s, now, report)
     live = set(lake.data_files(tbl.name))
-    pending = {s for _, sources in lake.compaction_journals(tbl.name) for s in sources}
+    # Neither the sources of a journal nor its output are merged again until the journal
+    # is gone: a vacuum must never delete a file another journal still accounts for.
+    pending = set()
+    for output, sources in lake.compaction_journals(tbl.name):
+        pending.add(output)
+        pending.update(sources)
     settled_cache: dict[tuple[str, str], int] = {}
     base = lake.table_dir(tbl.name)
     for partition in lake.partitions(tbl.name):

@@ -16,6 +16,7 @@ Layout: `<lake>/<table>/date=YYYY-MM-DD/<file>.parquet`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -92,7 +93,8 @@ class Lake:
             os.replace(tmp, path)
             _fsync_dir(path.parent)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the cleanup may fail for the same reason
+                tmp.unlink()
             raise LakeError(f"cannot write {path}: {e.strerror or e}") from e
         return path
 
@@ -131,7 +133,10 @@ class Lake:
             return []
         journals = []
         for entry in sorted(folder.glob("*.json")):
-            record = json.loads(entry.read_text())
+            try:
+                record = json.loads(entry.read_text())
+            except FileNotFoundError:  # vacuumed since the glob; its sources went first
+                continue
             base = self.table_dir(name)
             journals.append((base / record["output"], [base / s for s in record["sources"]]))
         return journals
@@ -187,6 +192,8 @@ class Lake:
             return [tuple(entry) for entry in json.loads(path.read_text())["history"]]
         except FileNotFoundError:
             return []
+        except (OSError, ValueError, KeyError) as e:
+            raise LakeError(f"cannot read writer history {path}: {e}") from e
 
     def settled_seq(self, name: str, writer: str, part: str, settle_s: float, now: float) -> int:
         """Files of this writer below the returned number are committed for good: they were
