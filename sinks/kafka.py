@@ -59,6 +59,9 @@ class ReliableProducer:
         self.first_error: str | None = None
         self.waits = 0
         """How often a full queue made `send` wait: back-pressure, instead of an error."""
+        self.reported = False
+        """A failure is raised once: bytewax then closes the sink, which must not raise again
+        (a second exception while the first unwinds aborts the process)."""
 
     def _on_delivery(self, err: KafkaError | None, msg: object) -> None:
         if err is not None:
@@ -88,7 +91,8 @@ class ReliableProducer:
         self.raise_if_failed()
 
     def raise_if_failed(self) -> None:
-        if self.failed:
+        if self.failed and not self.reported:
+            self.reported = True
             raise KafkaDeliveryError(
                 f"{self.failed} of {self.sent} message(s) were not delivered; "
                 f"first: {self.first_error}"

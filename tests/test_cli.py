@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import read_all
 
 from models.topics import INPUT_TOPICS, all_topics
 
@@ -86,7 +87,11 @@ def test_configuration_errors_are_one_line_and_name_the_setting() -> None:
 
 def test_run_with_the_simulator_input_and_recovery_needs_no_broker(tmp_path: Path) -> None:
     recovery = tmp_path / "recovery"
-    env = {"STREAMHOUSE_SIM_DURATION_S": "120", "STREAMHOUSE_SIM_RATE": "200"}
+    env = {
+        "STREAMHOUSE_SIM_DURATION_S": "120",
+        "STREAMHOUSE_SIM_RATE": "200",
+        "STREAMHOUSE_LAKE_DIR": str(tmp_path / "lake"),
+    }
     done = sh("run", "order_stats", "--input", "simulator", "--recovery-dir", str(recovery),
               env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -98,13 +103,22 @@ def test_run_with_the_simulator_input_and_recovery_needs_no_broker(tmp_path: Pat
     assert "python -m bytewax.run dataflows.order_stats:flow" in done.stderr.replace(
         sys.executable, "python"
     )
+    # The same rows landed in the lake, where SQL finds them.
+    done = sh("sql", "SELECT count(*) AS n FROM order_stats_minute", "--format", "json",
+              "--lake", str(tmp_path / "lake"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"n": len(rows)}
 
 
 @pytest.mark.kafka
 def test_topics_simulate_and_run_against_the_broker(
-    kafka_bootstrap: str, topic_prefix: str
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "STREAMHOUSE_TOPIC_PREFIX": topic_prefix}
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "STREAMHOUSE_TOPIC_PREFIX": topic_prefix,
+        "STREAMHOUSE_LAKE_DIR": str(tmp_path / "lake"),
+    }
     done = sh("topics", "create", "--partitions", "2", env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("created ") == len(all_topics())
@@ -123,6 +137,24 @@ def test_topics_simulate_and_run_against_the_broker(
     assert windows == {"2026-01-05T10:00:00Z", "2026-01-05T10:01:00Z"}
     assert sum(row["orders_created"] for row in rows) > 100
     assert {row["currency"] for row in rows} == {"EUR", "USD", "GBP"}
+    # With Kafka input the results are also published, and bad input dead-lettered.
+    stats = read_all(kafka_bootstrap, topic_prefix + "order-statistics")
+    assert sorted(json.loads(m.value())["stats_id"] for m in stats) == sorted(
+        row["stats_id"] for row in rows
+    )
+    dlq = read_all(kafka_bootstrap, topic_prefix + "order-events.dlq")
+    done = sh("query", "dead_letters_by_reason", "--format", "json", env=env)
+    assert done.returncode == 0, done.stderr
+    in_lake = sum(json.loads(line)["dead_letters"] for line in done.stdout.splitlines())
+    assert in_lake == len(dlq) > 0
+    assert all(dict(m.headers())["dlq.reason"] for m in dlq)
+
+    done = sh("run", "land_events", "--until-eof", env=env)
+    assert done.returncode == 0, done.stderr
+    done = sh("tables", "--format", "json", env=env)
+    tables = {t["table"]: t for t in map(json.loads, done.stdout.splitlines())}
+    assert tables["events"]["rows"] > 10_000
+    assert tables["order_stats_minute"]["rows"] == len(rows)
 
 
 def test_simulate_to_an_unreachable_broker_fails_loudly() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
+import bytewax.operators as op
 import pytest
-from bytewax.testing import run_main
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSource, run_main
 from confluent_kafka.admin import AdminClient, ConfigResource
 from helpers import frozen_now, java_murmur2, java_partition, read_all
 
@@ -15,6 +18,7 @@ from dataflows.outputs import Outputs
 from models.codec import BatchDecoder
 from models.simulator import SimConfig, Simulator
 from models.topics import ANOMALY_MODELS, INPUT_TOPICS, ORDER_EVENTS, all_topics
+from sinks.kafka import KafkaMessage, KafkaSink, ReliableProducer
 from streamhouse.simulate import to_kafka
 from streamhouse.topics import create_topics
 
@@ -125,3 +129,62 @@ def test_missing_topic_is_a_clear_error(kafka_bootstrap: str, topic_prefix: str)
     )
     with pytest.raises(Exception, match="streamhouse topics create"):
         source.list_parts()
+
+
+def _flow_to_kafka(messages: list[KafkaMessage], config: dict, prefix: str) -> Dataflow:
+    flow = Dataflow("to_kafka")
+    stream = op.input("in", flow, TestingSource(messages, batch_size=500))
+    keyed = op.key_on("key", stream, lambda m: (m.key or b"").decode())
+    op.output("out", keyed, KafkaSink(config, topic_prefix=prefix))
+    return flow
+
+
+def test_kafka_sink_delivers_everything_with_keys_and_headers(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    messages = [
+        KafkaMessage("sink-test", f"k{i % 17}".encode(), f"v{i}".encode(),
+                     (("traceparent", f"00-{i:032x}-{i:016x}-01".encode()),))
+        for i in range(5_000)
+    ]  # fmt: skip
+    run_main(_flow_to_kafka(messages, {"bootstrap.servers": kafka_bootstrap}, topic_prefix))
+    received = read_all(kafka_bootstrap, topic_prefix + "sink-test")
+    assert sorted((m.key(), m.value(), tuple(m.headers())) for m in received) == sorted(
+        (m.key, m.value, m.headers) for m in messages
+    )
+    # One key's messages keep their order.
+    assert [m.value() for m in received if m.key() == b"k3"] == [
+        m.value for m in messages if m.key == b"k3"
+    ]
+
+
+def test_a_full_queue_makes_the_producer_wait_not_fail(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    producer = ReliableProducer(
+        {"bootstrap.servers": kafka_bootstrap, "queue.buffering.max.messages": 10,
+         "linger.ms": 5},
+        topic_prefix,
+    )  # fmt: skip
+    for i in range(2_000):
+        producer.send(KafkaMessage("tiny-queue", b"k", str(i).encode()))
+    producer.flush(60)
+    assert producer.waits > 0  # the back-pressure path ran
+    received = read_all(kafka_bootstrap, topic_prefix + "tiny-queue")
+    assert [m.value() for m in received] == [str(i).encode() for i in range(2_000)]
+
+
+def test_an_undeliverable_message_stops_the_flow_with_the_reason(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    too_big = KafkaMessage("too-big", b"k", os.urandom(17 * 1024 * 1024))  # incompressible
+    config = {"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 32 * 1024 * 1024,
+              "message.timeout.ms": 20_000}  # fmt: skip
+    with pytest.raises(Exception) as failure:
+        run_main(_flow_to_kafka([too_big], config, topic_prefix))
+    chain, error = [], failure.value
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__ or error.__context__
+    reason = " <- ".join(chain)
+    assert "not delivered" in reason and "too large" in reason.lower(), reason
