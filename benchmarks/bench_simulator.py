@@ -2,8 +2,8 @@
 
 Side by side in one run, on the same simulated traffic:
   generate only          Simulator.records(), nothing else (the generator's ceiling)
-  produce pre-generated  confluent-kafka producing records already in memory, with the
-                         same producer settings (the producer + broker ceiling)
+  produce pre-generated  the same producer (sinks.kafka.ReliableProducer) sending records
+                         already in memory (the producer + broker ceiling)
   generate + produce     `streamhouse simulate --to kafka` as users run it
 
 Usage: python benchmarks/bench_simulator.py [--rate 2000 --duration 300]
@@ -17,27 +17,18 @@ import os
 import time
 import uuid
 
-from confluent_kafka import Producer
-
 from models.simulator import SimConfig, Simulator
+from sinks.kafka import KafkaMessage, ReliableProducer
 from streamhouse.broker import LocalBroker
-from streamhouse.simulate import PRODUCER_DEFAULTS, to_kafka
+from streamhouse.simulate import to_kafka
 from streamhouse.topics import create_topics
 
 
 def produce_all(records: list, config: dict, prefix: str) -> float:
-    producer = Producer({**PRODUCER_DEFAULTS, **config})
+    producer = ReliableProducer(config, prefix)
     began = time.perf_counter()
-    for i, r in enumerate(records):
-        while True:
-            try:
-                producer.produce(prefix + r.topic, r.value, r.key, headers=list(r.headers))
-                break
-            except BufferError:
-                producer.poll(0.05)
-        if i % 5000 == 0:
-            producer.poll(0)
-    assert producer.flush(120) == 0, "messages left undelivered"
+    producer.send_many(KafkaMessage(r.topic, r.key, r.value, r.headers) for r in records)
+    producer.flush(120)
     return time.perf_counter() - began
 
 
