@@ -17,7 +17,6 @@ Starts its own broker unless KAFKA_BOOTSTRAP_SERVERS is set.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import uuid
 
@@ -29,7 +28,7 @@ from bytewax.testing import TestingSource, run_main
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sinks.kafka import PRODUCER_DEFAULTS, KafkaMessage, KafkaSink, ReliableProducer
-from streamhouse.broker import LocalBroker
+from streamhouse.broker import kafka_bootstrap
 
 
 def topic(admin: AdminClient, partitions: int) -> str:
@@ -52,14 +51,16 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    n = args.messages
 
-    broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        broker = LocalBroker().start()
-        bootstrap = broker.bootstrap
-        print(f"broker: Apache Kafka {broker.version} started in {broker.start_seconds:.2f} s")
+    with kafka_bootstrap() as (bootstrap, local):
+        if local is not None:
+            print(f"broker: Apache Kafka {local.version} started in {local.start_seconds:.2f} s")
+        best = measure(args, bootstrap)
+    report(args, best)
+
+
+def measure(args: argparse.Namespace, bootstrap: str) -> dict[str, float]:
+    n = args.messages
     admin = AdminClient({"bootstrap.servers": bootstrap})
     keys = [f"key{i % 10_000:05d}".encode()[:8] for i in range(n)]
     values = [(f'{{"event_id":"{i:012d}","type":"bench","ts":"2026-01-05T10:00:00Z",'
@@ -95,18 +96,18 @@ def main() -> None:
         "streamhouse KafkaSink": ours,
     }
     best: dict[str, float] = {}
-    try:
-        raw()  # warm the broker up: the first run on a fresh broker is slower, whichever it is
-        for round_ in range(args.rounds):  # interleaved, best of each, to even out noise
-            for label, measure in runs.items():
-                seconds = measure()
-                best[label] = min(best.get(label, seconds), seconds)
-                print(f"round {round_ + 1}: {label}: {n / seconds:,.0f} msgs/s", flush=True)
-    finally:
-        if broker is not None:
-            broker.stop()
-    results = list(best.items())
+    raw()  # warm the broker up: the first run on a fresh broker is slower, whichever it is
+    for round_ in range(args.rounds):  # interleaved, best of each, to even out noise
+        for label, run in runs.items():
+            seconds = run()
+            best[label] = min(best.get(label, seconds), seconds)
+            print(f"round {round_ + 1}: {label}: {n / seconds:,.0f} msgs/s", flush=True)
+    return best
 
+
+def report(args: argparse.Namespace, best: dict[str, float]) -> None:
+    n = args.messages
+    results = list(best.items())
     stock_s = best["stock KafkaSink"]
     print(f"\n| {'sink':<34} | {'msgs/s':>10} | {'seconds':>7} | vs stock |")
     print(f"|{'-' * 36}|{'-' * 12}|{'-' * 9}|----------|")

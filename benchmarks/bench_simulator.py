@@ -13,13 +13,12 @@ Starts its own broker unless KAFKA_BOOTSTRAP_SERVERS is set.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import uuid
 
 from models.simulator import SimConfig, Simulator
 from sinks.kafka import KafkaMessage, ReliableProducer
-from streamhouse.broker import LocalBroker
+from streamhouse.broker import kafka_bootstrap
 from streamhouse.simulate import to_kafka
 from streamhouse.topics import create_topics
 
@@ -40,14 +39,10 @@ def main() -> None:
     args = parser.parse_args()
     config = SimConfig(events_per_s=args.rate, duration_s=args.duration)
 
-    broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        broker = LocalBroker().start()
-        bootstrap = broker.bootstrap
-        print(f"broker: Apache Kafka {broker.version} started in {broker.start_seconds:.2f} s")
-    kafka = {"bootstrap.servers": bootstrap}
-    try:
+    with kafka_bootstrap() as (bootstrap, local):
+        if local is not None:
+            print(f"broker: Apache Kafka {local.version} started in {local.start_seconds:.2f} s")
+        kafka = {"bootstrap.servers": bootstrap}
         print(f"simulation: {args.rate:g} events/s x {args.duration} s, seed {config.seed}")
         began = time.perf_counter()
         records = list(Simulator(config).records())
@@ -63,9 +58,6 @@ def main() -> None:
         del records
         report = to_kafka(Simulator(config), kafka, show_progress=True, topic_prefix=prefix_b)
         both_s = report.seconds
-    finally:
-        if broker is not None:
-            broker.stop()
 
     rows = [
         ("generate only", generate_s),

@@ -4,35 +4,33 @@ with the cause and the broker log's last lines; none is skipped."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from streamhouse.broker import BrokerError, LocalBroker
+from streamhouse import broker
+from streamhouse.broker import BrokerError
 
 _broker_start: dict[str, object] = {}
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        _broker_start["external"] = external
-        yield external
-        return
-    broker = LocalBroker()
     try:
-        broker.start()
+        kafka = broker.kafka_bootstrap()
+        bootstrap, local = kafka.__enter__()
     except BrokerError as e:
         pytest.fail(f"could not start the test Kafka broker: {e}", pytrace=False)
-    _broker_start["seconds"] = broker.start_seconds
-    _broker_start["bootstrap"] = broker.bootstrap
+    if local is None:
+        _broker_start["external"] = bootstrap
+    else:
+        _broker_start["seconds"] = local.start_seconds
+        _broker_start["bootstrap"] = bootstrap
     try:
-        yield broker.bootstrap
+        yield bootstrap
     finally:
-        broker.stop()
+        kafka.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -241,3 +243,20 @@ def _silent_logger() -> logging.Logger:
     logger.addHandler(logging.NullHandler())
     logger.propagate = False
     return logger
+
+
+@contextmanager
+def kafka_bootstrap() -> Iterator[tuple[str, LocalBroker | None]]:
+    """The broker named by KAFKA_BOOTSTRAP_SERVERS, or a local one started (and stopped) here.
+
+    Yields (bootstrap servers, the local broker or None): the one way tests, benchmarks
+    and scripts get a Kafka to talk to."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external, None
+        return
+    broker = LocalBroker().start()
+    try:
+        yield broker.bootstrap, broker
+    finally:
+        broker.stop()
