@@ -108,6 +108,15 @@ def test_run_with_the_simulator_input_and_recovery_needs_no_broker(tmp_path: Pat
               "--lake", str(tmp_path / "lake"))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"n": len(rows)}
+    # Compaction is a command too; it names what it did and changes no answer.
+    lake = ["--lake", str(tmp_path / "lake")]
+    done = sh("warehouse", "compact", "--settle-s", "0", "--min-files", "1", *lake)
+    assert done.returncode == 0, done.stderr
+    assert "order_stats_minute   merged 1 files into 1" in done.stdout
+    done = sh("sql", "SELECT count(*) AS n FROM order_stats_minute", "--format", "json", *lake)
+    assert json.loads(done.stdout) == {"n": len(rows)}
+    done = sh("warehouse", "compact", "--table", "nope", *lake)
+    assert done.returncode == 2 and "unknown table 'nope'" in done.stderr
 
 
 @pytest.mark.kafka
