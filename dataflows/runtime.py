@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from bytewax.inputs import Source
@@ -37,15 +38,18 @@ def simulator_config_from_env(settings: Settings) -> SimConfig:
         except ValueError:
             raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
 
+    start = os.environ.get("STREAMHOUSE_SIM_START")
     try:
+        extra = {"start": datetime.fromisoformat(start.replace("Z", "+00:00"))} if start else {}
         return SimConfig(
             seed=number("STREAMHOUSE_SIM_SEED", 42, int),
             events_per_s=number("STREAMHOUSE_SIM_RATE", 200.0),
             duration_s=number("STREAMHOUSE_SIM_DURATION_S", 600, int),
             allowed_lateness_s=settings.allowed_lateness_s,
+            **extra,
         )
     except ValueError as e:
-        raise ConfigError(str(e)) from None
+        raise ConfigError(f"simulator input: {e} (STREAMHOUSE_SIM_*)") from None
 
 
 def source_from_env(settings: Settings, topics: Iterable[str]) -> Source[MessageBatch]:
