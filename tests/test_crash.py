@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -78,3 +79,33 @@ def test_sigkill_and_restart_leave_the_lake_as_an_uninterrupted_run(tmp_path: Pa
         expected = rows(clean, table)
         assert len(expected) > 100, table
         assert rows(lake, table) == expected, table
+
+
+def _file_size_limit(limit_bytes: int):
+    """In the child: writes past `limit_bytes` fail with EFBIG, as on a full disk."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, resource.RLIM_INFINITY))
+
+    return apply
+
+
+def test_a_full_disk_stops_the_flow_loudly_and_a_restart_loses_nothing(tmp_path: Path) -> None:
+    lake, recovery = tmp_path / "lake", tmp_path / "recovery"
+    env = {**os.environ, "STREAMHOUSE_LAKE_DIR": str(lake), "STREAMHOUSE_SIM_RATE": "1000",
+           "STREAMHOUSE_SIM_DURATION_S": "60"}  # fmt: skip
+    command = [CLI, "run", "land_events", "--input", "simulator", "--recovery-dir",
+               str(recovery), "--snapshot-interval", "30"]  # fmt: skip
+    full = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
+                          preexec_fn=_file_size_limit(1_000_000))  # fmt: skip
+    assert full.returncode != 0
+    assert "cannot write" in full.stderr and "File too large" in full.stderr, full.stderr[-3000:]
+    assert not list(lake.glob("events/date=*/*.parquet"))  # nothing half-written is visible
+
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    clean = tmp_path / "clean"
+    run_main(land_events.build(SimulatorSource(SimConfig(events_per_s=1000, duration_s=60)),
+                               Outputs(lake=Lake(clean))))  # fmt: skip
+    assert rows(lake, "events") == rows(clean, "events")
