@@ -108,10 +108,9 @@ def is_event(item: Event | DeadLetter) -> bool:
     return not isinstance(item, DeadLetter)
 
 
-def to_message(keyed_row: tuple[str, OrderStatsMinute]) -> tuple[str, KafkaMessage]:
+def to_message(row: OrderStatsMinute) -> KafkaMessage:
     """`order-statistics`: keyed by window start, so one window's rows share a partition."""
-    key, row = keyed_row
-    return key, KafkaMessage(
+    return KafkaMessage(
         ORDER_STATISTICS, row.window_start.isoformat().encode(), msgspec.json.encode(row)
     )
 
@@ -140,7 +139,7 @@ def build(
     )
     rows = op.map("to_rows", windows.down, lambda kv: (kv[0], to_row(kv)))
     outputs.to_table("stats", rows, ORDER_STATS_MINUTE, writer=FLOW)
-    outputs.to_topic("statistics", op.map("to_message", rows, to_message), ORDER_STATISTICS)
+    outputs.to_topic("statistics", op.map_value("to_message", rows, to_message), ORDER_STATISTICS)
     outputs.late_events(op.map("to_late", windows.late, lambda kv: (kv[0], to_late(kv))), FLOW)
     return flow
 

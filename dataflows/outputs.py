@@ -8,8 +8,8 @@ production (lake + Kafka), in the demo (lake) and in tests (memory), unchanged.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import bytewax.operators as op
@@ -47,7 +47,9 @@ class Outputs:
     """Tables whose rows are also printed as JSON lines (small result tables)."""
     captured: dict[str, list[Any]] | None = None
     """If set, every table's and topic's values are also kept here, by name (tests, demo)."""
-    _lake_parts: int = field(default=1, repr=False)
+    lake_parts: int = 1
+    """Sink partitions per lake table; more spread the writing over workers. Keep it fixed
+    for the lifetime of a recovery store."""
 
     def _capture(self, step_id: str, stream: Stream[tuple[str, Any]], name: str) -> None:
         if self.captured is not None:
@@ -60,7 +62,7 @@ class Outputs:
         """Land keyed rows (structs, mappings or Arrow tables) in `table`."""
         if self.lake is not None:
             op.output(
-                f"{step_id}_lake", stream, LakeSink(self.lake, table, writer, self._lake_parts)
+                f"{step_id}_lake", stream, LakeSink(self.lake, table, writer, self.lake_parts)
             )
         if table.name in self.stdout_tables:
             op.output(
@@ -70,12 +72,13 @@ class Outputs:
             )
         self._capture(step_id, stream, table.name)
 
-    def to_topic(self, step_id: str, stream: Stream[tuple[str, KafkaMessage]], topic: str) -> None:
+    def to_topic(self, step_id: str, stream: Stream[tuple[str, KafkaMessage]], name: str) -> None:
+        """Produce keyed messages (each names its topic); `name` labels them in `captured`."""
         if self.kafka is not None:
             op.output(
                 f"{step_id}_kafka", stream, KafkaSink(self.kafka, topic_prefix=self.topic_prefix)
             )
-        self._capture(step_id, stream, topic)
+        self._capture(step_id, stream, name)
 
     def dead_letters(self, stream: Stream[DeadLetter], writer: str) -> None:
         """Lake table `dead_letters` and, with Kafka, `<topic>.dlq`; counted either way."""
@@ -83,20 +86,14 @@ class Outputs:
         keyed = op.key_on("dead_letter_key", stream, lambda d: f"{d.topic}/{d.partition}")
         self.to_table(
             "dead_letters",
-            _map_values("dead_letter_row", keyed, dead_letter_row),
+            op.map_value("dead_letter_row", keyed, dead_letter_row),
             DEAD_LETTERS,
             writer,
         )
         if self.kafka is not None:
-            self.to_topic("dlq", _map_values("dlq_message", keyed, dead_letter_message), "dlq")
+            self.to_topic("dlq", op.map_value("dlq_message", keyed, dead_letter_message), "dlq")
 
     def late_events(self, stream: Stream[tuple[str, LateEvent]], writer: str) -> None:
         self.to_table(
-            "late_events", _map_values("late_row", stream, late_event_row), LATE_EVENTS, writer
+            "late_events", op.map_value("late_row", stream, late_event_row), LATE_EVENTS, writer
         )
-
-
-def _map_values(
-    step_id: str, stream: Stream[tuple[str, Any]], fn: Callable[[Any], Any]
-) -> Stream[tuple[str, Any]]:
-    return op.map(step_id, stream, lambda kv: (kv[0], fn(kv[1])))
