@@ -1,8 +1,8 @@
-"""Where every flow's dead letters go: the lake table `dead_letters` and `<topic>.dlq`.
+"""Dead letters as they are kept: a lake row (`dead_letters`), a `<topic>.dlq` message, a count.
 
-dead letters ─► count ─┬─► lake: dead_letters
-                       └─► Kafka: <topic>.dlq (raw bytes, key and headers kept,
-                                  the reason in headers)
+The `.dlq` message keeps the raw bytes, key and headers, and adds the reason and the
+source position as headers, so it can be inspected or replayed as is. Where they go
+is decided by `dataflows.outputs.Outputs.dead_letters`.
 """
 
 from __future__ import annotations

@@ -9,9 +9,8 @@ with Kafka input or `STREAMHOUSE_KAFKA_OUTPUT=1`, in Kafka topics.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
 
 from bytewax.inputs import Source
 
@@ -19,7 +18,7 @@ from dataflows.inputs import KafkaBatchSource, SimulatorSource
 from dataflows.messages import MessageBatch
 from dataflows.outputs import Outputs
 from models.simulator import SimConfig
-from streamhouse.config import ConfigError, Settings
+from streamhouse.config import ConfigError, Settings, env_number
 from warehouse.lake import Lake
 
 INPUTS = ("kafka", "simulator")
@@ -30,26 +29,26 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in TRUE
 
 
-def simulator_config_from_env(settings: Settings) -> SimConfig:
-    def number(name: str, default: float, kind: type = float) -> Any:
-        raw = os.environ.get(name)
-        try:
-            return default if raw in (None, "") else kind(raw)
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
-
-    start = os.environ.get("STREAMHOUSE_SIM_START")
+def simulator_config_from_env(settings: Settings, env: Mapping[str, str] = os.environ) -> SimConfig:
+    """The simulator input's settings; a bad one is a ConfigError naming its variable."""
+    seed = int(env_number(env, "STREAMHOUSE_SIM_SEED", 42, kind=int))
+    rate = env_number(env, "STREAMHOUSE_SIM_RATE", 200.0)
+    duration = int(env_number(env, "STREAMHOUSE_SIM_DURATION_S", 600, kind=int))
+    start = env.get("STREAMHOUSE_SIM_START")
     try:
-        extra = {"start": datetime.fromisoformat(start.replace("Z", "+00:00"))} if start else {}
+        extra = {"start": datetime.fromisoformat(start)} if start else {}
+    except ValueError:
+        raise ConfigError(f"STREAMHOUSE_SIM_START={start!r} is not an ISO 8601 time") from None
+    try:
         return SimConfig(
-            seed=number("STREAMHOUSE_SIM_SEED", 42, int),
-            events_per_s=number("STREAMHOUSE_SIM_RATE", 200.0),
-            duration_s=number("STREAMHOUSE_SIM_DURATION_S", 600, int),
+            seed=seed,
+            events_per_s=rate,
+            duration_s=duration,
             allowed_lateness_s=settings.allowed_lateness_s,
             **extra,
         )
     except ValueError as e:
-        raise ConfigError(f"simulator input: {e} (STREAMHOUSE_SIM_*)") from None
+        raise ConfigError(f"{e} (STREAMHOUSE_SIM_*)") from None
 
 
 def source_from_env(settings: Settings, topics: Iterable[str]) -> Source[MessageBatch]:

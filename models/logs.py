@@ -73,7 +73,7 @@ def parse_plain(raw: bytes) -> LogRecord:
     if level not in Level.__members__:
         raise ValueError(f"unknown log level {match['level']!r}")
     try:
-        ts = datetime.fromisoformat(match["ts"].replace("Z", "+00:00"))
+        ts = datetime.fromisoformat(match["ts"])
     except ValueError:
         raise ValueError(f"log timestamp {match['ts']!r} is not a valid time") from None
     # msgspec.convert runs the same constraints and range checks as JSON decoding.

@@ -56,7 +56,7 @@ def _timestamp(text: str) -> datetime:
     if text == "now":
         return datetime.now(UTC).replace(microsecond=0)
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time or 'now'") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -204,7 +204,8 @@ def _init_recovery(directory: Path, partitions: int) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = from_env()
+    from dataflows.runtime import INPUTS, simulator_config_from_env
+
     env = dict(os.environ)
     if args.input:
         env["STREAMHOUSE_INPUT"] = args.input
@@ -212,8 +213,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         env["STREAMHOUSE_UNTIL_EOF"] = "1"
     if args.bootstrap_servers:
         env["STREAMHOUSE_BOOTSTRAP_SERVERS"] = args.bootstrap_servers
-    if env.get("STREAMHOUSE_INPUT", "kafka") == "kafka":
+    # Check here what the flow will read from the same environment, so a bad setting is
+    # one line from this command rather than a traceback from bytewax's child process.
+    settings = from_env(env)
+    kind = env.get("STREAMHOUSE_INPUT", "kafka")
+    if kind not in INPUTS:
+        raise ConfigError(f"STREAMHOUSE_INPUT={kind!r} is not one of {', '.join(INPUTS)}")
+    if kind == "kafka":
         check_kafka_config(settings.kafka_config())
+    else:
+        simulator_config_from_env(settings, env)
     if args.recovery_dir is not None:
         _init_recovery(args.recovery_dir, args.recovery_partitions)
     cmd = run_command(args)

@@ -55,9 +55,15 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def _number(
-    env: Mapping[str, str], name: str, default: float, *, kind: type, minimum: float
+def env_number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    kind: type = float,
+    minimum: float = float("-inf"),
 ) -> float:
+    """A numeric setting from `env`; a bad value is a ConfigError naming the variable."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -143,11 +149,13 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         bootstrap_servers=bootstrap,
         kafka=kafka_passthrough(env),
-        topic_partitions=int(_number(env, "STREAMHOUSE_TOPIC_PARTITIONS", 3, kind=int, minimum=1)),
-        replication_factor=int(
-            _number(env, "STREAMHOUSE_REPLICATION_FACTOR", 1, kind=int, minimum=1)
+        topic_partitions=int(
+            env_number(env, "STREAMHOUSE_TOPIC_PARTITIONS", 3, kind=int, minimum=1)
         ),
-        allowed_lateness_s=_number(
+        replication_factor=int(
+            env_number(env, "STREAMHOUSE_REPLICATION_FACTOR", 1, kind=int, minimum=1)
+        ),
+        allowed_lateness_s=env_number(
             env, "STREAMHOUSE_ALLOWED_LATENESS_S", 10.0, kind=float, minimum=0.0
         ),
         topic_prefix=_topic_prefix(env.get("STREAMHOUSE_TOPIC_PREFIX", "")),

@@ -83,6 +83,11 @@ def test_configuration_errors_are_one_line_and_name_the_setting() -> None:
     assert done.returncode == 2 and "invalid choice" in done.stderr
     done = sh("demo", "--rate", "-5")
     assert done.returncode == 2 and "must be > 0" in done.stderr
+    done = sh("run", "order_stats", "--input", "simulator", env={"STREAMHOUSE_SIM_RATE": "fast"})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "streamhouse: configuration error: STREAMHOUSE_SIM_RATE='fast' is not a valid float"
+    ]
 
 
 def test_run_with_the_simulator_input_and_recovery_needs_no_broker(tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ class Param:
             if self.kind == "float":
                 return float(text)
             if self.kind == "timestamp":
-                value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+                value = datetime.fromisoformat(text)
                 return value if value.tzinfo else value.replace(tzinfo=UTC)
             return text
         except ValueError:
