@@ -1,12 +1,16 @@
-"""The decode step every dataflow starts with: a batch of raw messages -> events | dead letters."""
+"""The decode step every dataflow starts with: raw message batches -> events or frames,
+and dead letters."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
-from dataflows.messages import DeadLetter, RawMessage
+from dataflows.messages import DeadLetter, MessageBatch, RawMessage
+from dataflows.windowing import Frame
 from models.base import Event
 from models.codec import BatchDecoder
+from models.frames import FrameDecoder
 
 
 class TopicDecoder:
@@ -20,11 +24,11 @@ class TopicDecoder:
         self.flow = flow
         self._decoders = {topic: BatchDecoder(topic) for topic in topics}
 
-    def __call__(self, batch: list[RawMessage]) -> Iterator[Event | DeadLetter]:
+    def __call__(self, batch: Iterable[RawMessage]) -> Iterator[Event | DeadLetter]:
         for _message, result in self.pairs(batch):
             yield result
 
-    def pairs(self, batch: list[RawMessage]) -> Iterator[tuple[RawMessage, Event | DeadLetter]]:
+    def pairs(self, batch: Iterable[RawMessage]) -> Iterator[tuple[RawMessage, Event | DeadLetter]]:
         """Each of this flow's messages with what it decoded to, for flows that keep both."""
         for message in batch:
             decoder = self._decoders.get(message.topic)
@@ -33,17 +37,42 @@ class TopicDecoder:
             try:
                 yield message, decoder.decode(message.value)
             except ValueError as e:
-                yield message, self._dead(message, str(e))
+                yield message, dead_letter(message, str(e), self.flow)
 
-    def _dead(self, message: RawMessage, reason: str) -> DeadLetter:
-        return DeadLetter(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            raw=message.value or b"",
-            reason=reason,
-            flow=self.flow,
-            key=message.key,
-            headers=message.headers,
-            timestamp_ms=message.timestamp_ms,
-        )
+
+def dead_letter(message: RawMessage, reason: str, flow: str) -> DeadLetter:
+    return DeadLetter(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        raw=message.value or b"",
+        reason=reason,
+        flow=flow,
+        key=message.key,
+        headers=message.headers,
+        timestamp_ms=message.timestamp_ms,
+    )
+
+
+class FrameDecoders:
+    """The columnar decode step: a batch of one topic-partition -> one `Frame` and the
+    batch's dead letters, for flows that aggregate column-wise (dataflows/windowing.py).
+
+    `projections` maps each topic to the fields the flow reads (models/projections.py);
+    other topics' batches are not this flow's.
+    """
+
+    def __init__(self, flow: str, projections: Mapping[str, Any]) -> None:
+        self.flow = flow
+        self._decoders = {topic: FrameDecoder(p) for topic, p in projections.items()}
+
+    def __call__(self, batch: MessageBatch) -> list[Frame | DeadLetter]:
+        decoder = self._decoders.get(batch.topic)
+        if decoder is None or not len(batch):
+            return []
+        frame, failures = decoder.decode(batch.values)
+        out: list[Frame | DeadLetter] = [
+            dead_letter(batch.message(i), reason, self.flow) for i, reason in failures
+        ]
+        out.append(Frame(batch.source, frame))
+        return out

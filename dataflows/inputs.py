@@ -1,7 +1,9 @@
 """Where dataflows read from: Kafka, or the simulator in-process. Both emit `MessageBatch` items.
 
-Each `next_batch` returns ONE item, the list of messages of one poll, so
-bytewax moves one Python object per poll instead of one per message. Positions
+Each `next_batch` returns one item per topic-partition polled, the list of its
+messages, so bytewax moves one Python object per poll instead of one per
+message, and every batch comes from one `topic#partition` (the order in which
+lateness is judged: dataflows/windowing.py). Positions
 (Kafka offsets, simulator record counts) live in bytewax recovery snapshots;
 nothing is committed to Kafka consumer groups.
 """
@@ -12,7 +14,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from dataflows.messages import MessageBatch, RawMessage
 from models.simulator import SimConfig, SimRecord, Simulator
@@ -22,10 +31,13 @@ SIMULATOR_PARTITION = "simulator"
 TUNED_CONSUMER: dict[str, str | int | bool] = {
     # Without these the consumer waits on the broker most of the time
     # (shared/notes/performance.md: ~2.8x on the measured pipeline).
+    # Measured on Apache Kafka 4.1 here (benchmarks/bench_windowed.py): the prefetch queue
+    # size was the limit, 270 k msgs/s at librdkafka's defaults, 1.7-2.4 M with these.
     "fetch.wait.max.ms": 10,
-    "max.partition.fetch.bytes": 10 * 1024 * 1024,
-    "fetch.max.bytes": 50 * 1024 * 1024,
-    "queued.min.messages": 100_000,
+    "max.partition.fetch.bytes": 50 * 1024 * 1024,
+    "fetch.max.bytes": 100 * 1024 * 1024,
+    "queued.min.messages": 1_000_000,
+    "queued.max.messages.kbytes": 128 * 1024,
     "enable.auto.commit": False,
     "enable.auto.offset.store": False,
 }
@@ -54,7 +66,7 @@ class _SimulatorPartition(StatefulSourcePartition[MessageBatch, int]):
             if not self._take(min(batch_size, position - self._position)):
                 break
 
-    def _take(self, n: int) -> MessageBatch:
+    def _take(self, n: int) -> list[RawMessage]:
         batch = []
         for record in islice(self._records, n):
             offset = self._offsets.get(record.topic, 0)
@@ -79,7 +91,7 @@ class _SimulatorPartition(StatefulSourcePartition[MessageBatch, int]):
             raise StopIteration
         if self._on_batch is not None:
             self._on_batch(len(batch))
-        return [batch]
+        return MessageBatch.split(batch)  # one topic-partition per batch, as from Kafka
 
     def snapshot(self) -> int:
         return self._position
@@ -103,6 +115,10 @@ class SimulatorSource(FixedPartitionedSource[MessageBatch, int]):
 
     def list_parts(self) -> list[str]:
         return [SIMULATOR_PARTITION]
+
+    def topic_partitions(self, topics: Iterable[str]) -> list[str]:
+        """The `topic#partition`s a flow reading `topics` gets: one partition per topic."""
+        return [f"{topic}#0" for topic in topics]
 
     def build_part(
         self, step_id: str, for_part: str, resume_state: int | None
@@ -141,28 +157,39 @@ class _KafkaPartition(StatefulSourcePartition[MessageBatch, int]):
         if self._end is not None and (self._next_offset or 0) >= self._end:
             raise StopIteration
         messages = self._consumer.consume(self._batch_size, timeout=0.1)
-        batch = []
+        if not messages:
+            return []
+        if any(m.error() for m in messages):
+            messages = self._without_eof_markers(messages)
+        offsets = [m.offset() for m in messages]
+        if self._end is not None and offsets and offsets[-1] >= self._end:
+            keep = sum(1 for o in offsets if o < self._end)
+            messages, offsets = messages[:keep], offsets[:keep]
+        if not messages:
+            return []
+        self._next_offset = offsets[-1] + 1
+        return [
+            MessageBatch(
+                self._topic,
+                self._partition,
+                offsets,
+                [m.key() for m in messages],
+                [m.value() for m in messages],
+                [m.headers() for m in messages],
+                [m.timestamp()[1] for m in messages],
+            )
+        ]
+
+    @staticmethod
+    def _without_eof_markers(messages: list[Message]) -> list[Message]:
+        kept = []
         for m in messages:
             if (error := m.error()) is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
                     continue
                 raise KafkaException(error)
-            offset = m.offset()
-            if self._end is not None and offset >= self._end:
-                break
-            batch.append(
-                RawMessage(
-                    self._topic,
-                    self._partition,
-                    offset,
-                    m.key(),
-                    m.value(),
-                    tuple(m.headers() or ()),
-                    m.timestamp()[1],
-                )
-            )
-            self._next_offset = offset + 1
-        return [batch] if batch else []
+            kept.append(m)
+        return kept
 
     def next_awake(self) -> None:
         return None  # consume() already waits up to its timeout
@@ -185,7 +212,7 @@ class KafkaBatchSource(FixedPartitionedSource[MessageBatch, int | None]):
         self,
         config: Mapping[str, object],
         topics: Iterable[str],
-        batch_size: int = 10_000,
+        batch_size: int = 50_000,
         until_eof: bool = False,
         topic_prefix: str = "",
     ) -> None:
@@ -212,6 +239,11 @@ class KafkaBatchSource(FixedPartitionedSource[MessageBatch, int | None]):
         finally:
             consumer.close()
 
+    def topic_partitions(self, topics: Iterable[str]) -> list[str]:
+        """The `topic#partition`s of `topics` (all of this source's by default)."""
+        wanted = set(topics)
+        return [p for p in self.list_parts() if p.rpartition("#")[0] in wanted]
+
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
         topic, _, partition = for_part.rpartition("#")
         return _KafkaPartition(
@@ -223,3 +255,10 @@ class KafkaBatchSource(FixedPartitionedSource[MessageBatch, int | None]):
             self.until_eof,
             logical_topic=topic,
         )
+
+
+def topic_partitions(source: object, topics: Iterable[str]) -> list[str]:
+    """The `topic#partition`s a flow reading `topics` from `source` will see; empty for a
+    source that cannot tell (then windows wait only for the partitions heard from)."""
+    listing = getattr(source, "topic_partitions", None)
+    return listing(topics) if listing is not None else []

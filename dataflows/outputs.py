@@ -13,28 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import bytewax.operators as op
+import pyarrow as pa
 from bytewax.dataflow import Stream
 from bytewax.testing import TestingSink
 
 from dataflows.dead_letters import count_dead_letter, dead_letter_message, dead_letter_row
-from dataflows.messages import DeadLetter, LateEvent
-from models.base import derived_id
+from dataflows.messages import DeadLetter
 from sinks.jsonl import JsonLinesSink
 from sinks.kafka import KafkaMessage, KafkaSink
 from sinks.lake import LakeSink
 from warehouse.lake import Lake
 from warehouse.tables import DEAD_LETTERS, LATE_EVENTS, Table
-
-
-def late_event_row(late: LateEvent) -> dict[str, object]:
-    return {
-        "late_id": derived_id(late.flow, late.event_id, late.window_start.isoformat()),
-        "flow": late.flow,
-        "key": late.key,
-        "event_id": late.event_id,
-        "ts": late.ts,
-        "window_start": late.window_start,
-    }
 
 
 @dataclass
@@ -93,7 +82,6 @@ class Outputs:
         if self.kafka is not None:
             self.to_topic("dlq", op.map_value("dlq_message", keyed, dead_letter_message), "dlq")
 
-    def late_events(self, stream: Stream[tuple[str, LateEvent]], writer: str) -> None:
-        self.to_table(
-            "late_events", op.map_value("late_row", stream, late_event_row), LATE_EVENTS, writer
-        )
+    def late_events(self, stream: Stream[tuple[str, pa.Table]], writer: str) -> None:
+        """`late_events` rows (dataflows/windowing.py builds them)."""
+        self.to_table("late_events", stream, LATE_EVENTS, writer)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bytewax.inputs import Source
 
 from dataflows.inputs import KafkaBatchSource, SimulatorSource
 from dataflows.messages import MessageBatch
 from dataflows.outputs import Outputs
+from dataflows.windowing import Clock
 from models.simulator import SimConfig
 from streamhouse.config import ConfigError, Settings, env_number
 from warehouse.lake import Lake
@@ -49,6 +50,17 @@ def simulator_config_from_env(settings: Settings, env: Mapping[str, str] = os.en
         )
     except ValueError as e:
         raise ConfigError(f"{e} (STREAMHOUSE_SIM_*)") from None
+
+
+def clock_from_env(settings: Settings) -> Clock:
+    """The windowed flows' clock: event or processing time, lateness, idle timeout."""
+    return Clock(
+        allowed_lateness=timedelta(seconds=settings.allowed_lateness_s),
+        idle=None
+        if settings.idle_timeout_s is None
+        else timedelta(seconds=settings.idle_timeout_s),
+        processing_time=settings.window_clock == "processing",
+    )
 
 
 def source_from_env(settings: Settings, topics: Iterable[str]) -> Source[MessageBatch]:

@@ -46,12 +46,28 @@ def encode(event: Event) -> bytes:
     return _encoder.encode(event)
 
 
-def _reason(error: Exception) -> str:
+def failure_reason(error: Exception) -> str:
+    """The reason a dead letter records for what a msgspec decode raised."""
     if isinstance(error, RecursionError):
         return "malformed JSON: nested too deeply"
     if isinstance(error, msgspec.DecodeError) and not isinstance(error, msgspec.ValidationError):
         return f"malformed JSON: {error}"
     return f"invalid event: {error}"
+
+
+def check_raw(raw: bytes | None) -> str | None:
+    """What is wrong with a message before any parsing (null, oversized, not UTF-8), or None."""
+    if raw is None:
+        return "empty message (null value)"
+    if len(raw) > MAX_EVENT_BYTES:
+        return f"message of {len(raw)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit"
+    if not raw.isascii():
+        # msgspec does not check UTF-8 inside object keys or skipped values.
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return f"not UTF-8: invalid byte at position {e.start}"
+    return None
 
 
 def _json_decoder(schema: Any) -> Callable[[bytes], Event]:
@@ -81,22 +97,13 @@ class BatchDecoder:
 
     def decode(self, raw: bytes | None) -> Event:
         """Decode one message; raises ValueError with the reason on bad input."""
-        if raw is None:
-            raise ValueError("empty message (null value)")
-        if len(raw) > MAX_EVENT_BYTES:
-            raise ValueError(
-                f"message of {len(raw)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit"
-            )
-        if not raw.isascii():
-            # msgspec does not check UTF-8 inside object keys or skipped values.
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise ValueError(f"not UTF-8: invalid byte at position {e.start}") from None
+        problem = check_raw(raw)
+        if problem is not None:
+            raise ValueError(problem)
         try:
             return self._decode_one(raw)
         except (msgspec.MsgspecError, ValueError, TypeError, RecursionError) as e:
-            raise ValueError(_reason(e)) from None
+            raise ValueError(failure_reason(e)) from None
 
     def decode_batch(self, raws: Sequence[bytes | None]) -> DecodedBatch:
         events: list[Event] = []

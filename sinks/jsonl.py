@@ -6,6 +6,7 @@ import sys
 from typing import Any, TextIO
 
 import msgspec
+import pyarrow as pa
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 _encoder = msgspec.json.Encoder()
@@ -16,12 +17,19 @@ class _JsonLinesPartition(StatelessSinkPartition[Any]):
         self._stream = stream
 
     def write_batch(self, items: list[Any]) -> None:
-        self._stream.write("".join(_encoder.encode(item).decode() + "\n" for item in items))
+        rows: list[Any] = []
+        for item in items:
+            if isinstance(item, pa.Table | pa.RecordBatch):
+                rows += item.to_pylist()
+            else:
+                rows.append(item)
+        self._stream.write("".join(_encoder.encode(row).decode() + "\n" for row in rows))
         self._stream.flush()
 
 
 class JsonLinesSink(DynamicSink[Any]):
-    """Writes each item (msgspec Struct, dict, ...) as one JSON line; bytes become base64."""
+    """Writes each item (msgspec Struct, dict, ...) as one JSON line, and each row of an
+    Arrow table as one; bytes become base64."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream

@@ -35,6 +35,12 @@ class Settings:
     topic_partitions: int = 3
     replication_factor: int = 1
     allowed_lateness_s: float = 10.0
+    idle_timeout_s: float | None = None
+    """A source silent this long stops holding windows open; None: the allowed lateness."""
+    window_clock: str = "event"
+    """`event` (windows on the events' `ts`) or `processing` (on the wall clock)."""
+    shards: int = 1
+    """Key shards of the windowed flows: more spread one flow's keys over more workers."""
     topic_prefix: str = ""
     """Prepended to every topic name on the cluster (`staging.` -> `staging.order-events`),
     so several environments or test runs can share one cluster."""
@@ -82,6 +88,17 @@ def _topic_prefix(prefix: str) -> str:
             f"STREAMHOUSE_TOPIC_PREFIX={prefix!r} may only hold letters, digits, '.', '_', '-'"
         )
     return prefix
+
+
+WINDOW_CLOCKS = ("event", "processing")
+
+
+def _window_clock(value: str) -> str:
+    if value not in WINDOW_CLOCKS:
+        raise ConfigError(
+            f"STREAMHOUSE_WINDOW_CLOCK={value!r} is not one of {', '.join(WINDOW_CLOCKS)}"
+        )
+    return value
 
 
 def read_properties(path: Path) -> dict[str, str]:
@@ -158,6 +175,13 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         allowed_lateness_s=env_number(
             env, "STREAMHOUSE_ALLOWED_LATENESS_S", 10.0, kind=float, minimum=0.0
         ),
+        idle_timeout_s=(
+            env_number(env, "STREAMHOUSE_IDLE_TIMEOUT_S", 0.0, minimum=0.0)
+            if env.get("STREAMHOUSE_IDLE_TIMEOUT_S")
+            else None
+        ),
+        window_clock=_window_clock(env.get("STREAMHOUSE_WINDOW_CLOCK") or "event"),
+        shards=int(env_number(env, "STREAMHOUSE_SHARDS", 1, kind=int, minimum=1)),
         topic_prefix=_topic_prefix(env.get("STREAMHOUSE_TOPIC_PREFIX", "")),
         lake_dir=Path(env.get("STREAMHOUSE_LAKE_DIR") or "lake"),
         recovery_dir=Path(env.get("STREAMHOUSE_RECOVERY_DIR") or "recovery"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 import sys
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -24,6 +24,7 @@ from tqdm import tqdm
 from dataflows import land_events, order_stats
 from dataflows.inputs import SimulatorSource
 from dataflows.outputs import Outputs
+from dataflows.windowing import Clock
 from models.simulator import SimConfig, Simulator
 from streamhouse.render import print_table
 from warehouse.lake import Lake
@@ -57,7 +58,9 @@ def run(config: SimConfig, lake_dir: Path, *, show_progress: bool = True) -> Dem
         ("land_events", lambda source: land_events.build(source, outputs)),
         (
             "order_stats",
-            lambda source: order_stats.build(source, outputs, config.allowed_lateness_s),
+            lambda source: order_stats.build(
+                source, outputs, Clock(timedelta(seconds=config.allowed_lateness_s))
+            ),
         ),
     )
     for name, build in flows:

@@ -111,3 +111,19 @@ class _CrashingPart(StatefulSourcePartition[Any, int]):
 
     def snapshot(self) -> int:
         return self.position
+
+
+def captured_rows(captured: dict[str, list], name: str) -> list[dict]:
+    """A table's rows from `Outputs.captured` (Arrow tables, mappings or structs), sorted."""
+    import msgspec
+    import pyarrow as pa
+
+    rows: list[dict] = []
+    for item in captured.get(name, []):
+        if isinstance(item, pa.Table):
+            rows += item.to_pylist()
+        elif isinstance(item, msgspec.Struct):
+            rows.append(msgspec.structs.asdict(item))
+        else:
+            rows.append(dict(item))
+    return sorted(rows, key=lambda r: tuple(str(v) for v in r.values()))

@@ -10,11 +10,12 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 from confluent_kafka.admin import AdminClient, ConfigResource
-from helpers import frozen_now, java_murmur2, java_partition, read_all
+from helpers import captured_rows, frozen_now, java_murmur2, java_partition, read_all
 
 from dataflows import order_stats
 from dataflows.inputs import KafkaBatchSource, SimulatorSource
 from dataflows.outputs import Outputs
+from dataflows.windowing import Clock
 from models.codec import BatchDecoder
 from models.simulator import SimConfig, Simulator
 from models.topics import ANOMALY_MODELS, INPUT_TOPICS, ORDER_EVENTS, all_topics
@@ -103,11 +104,11 @@ def test_order_stats_reads_kafka_like_the_in_process_simulator(
 
     def run(source):
         captured: dict[str, list] = {}
-        run_main(order_stats.build(source, Outputs(captured=captured), now=frozen_now))
+        run_main(order_stats.build(source, Outputs(captured=captured), Clock(now=frozen_now)))
         return (
-            sorted(captured["order_stats_minute"], key=lambda r: (r.window_start, r.currency)),
-            sorted(d["raw"] for d in captured["dead_letters"]),
-            sorted(e["event_id"] for e in captured["late_events"]),
+            captured_rows(captured, "order_stats_minute"),
+            sorted(d["raw"] for d in captured_rows(captured, "dead_letters")),
+            sorted(e["event_id"] for e in captured_rows(captured, "late_events")),
         )
 
     from_kafka = run(

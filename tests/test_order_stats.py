@@ -1,21 +1,26 @@
-"""order_stats against a reference computed directly from the simulated events."""
+"""order_stats against the DuckDB reference over the same simulated events."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from bytewax.testing import run_main
-from helpers import frozen_now
+from bytewax.testing import TestingSource, run_main
+from helpers import captured_rows, frozen_now
+from reference import (
+    batches,
+    dead_letter_count,
+    decoded_events,
+    query,
+    simulated_messages,
+    windowed_sql,
+)
 
 from dataflows import order_stats
-from dataflows.inputs import SimulatorSource
 from dataflows.outputs import Outputs
-from dataflows.windows import EPOCH, MINUTE
-from models.codec import BatchDecoder
-from models.orders import OrderCancelled, OrderCreated, OrderPaid
-from models.simulator import SimConfig, Simulator
+from dataflows.windowing import MINUTE, Clock
+from models.base import derived_id
+from models.simulator import SimConfig
 from models.topics import ORDER_EVENTS
 
 CONFIG = SimConfig(
@@ -26,120 +31,107 @@ CONFIG = SimConfig(
     duplicate_fraction=0.05,
     malformed_fraction=0.02,
 )
+LATENESS = timedelta(seconds=CONFIG.allowed_lateness_s)
+CLOCK = Clock(LATENESS, now=frozen_now)
 
 
-def run_flow(config: SimConfig, batch_size: int = 5_000):
+def run_flow(batch_size: int = 5_000, shards: int = 1) -> dict[str, list]:
     captured: dict[str, list] = {}
-    flow = order_stats.build(
-        SimulatorSource(config, batch_size=batch_size),
-        Outputs(captured=captured),
-        config.allowed_lateness_s,
-        now=frozen_now,
-    )
-    run_main(flow)
-    return (
-        captured.get("order_stats_minute", []),
-        captured.get("dead_letters", []),
-        captured.get("late_events", []),
-    )
-
-
-def reference(config: SimConfig):
-    """Same rule, written plainly: per currency, the watermark is the largest event time seen
-    minus the allowed lateness; an event older than it is late; event ids count once."""
-    decoder = BatchDecoder(ORDER_EVENTS)
-    watermark: dict[str, datetime] = {}
-    windows: dict[tuple[datetime, str], dict[str, object]] = defaultdict(dict)
-    dead, late = 0, set()
-    lateness = timedelta(seconds=config.allowed_lateness_s)
-    for record in Simulator(config).records():
-        if record.topic != ORDER_EVENTS:
-            continue
-        try:
-            event = decoder.decode(record.value)
-        except ValueError:
-            dead += 1
-            continue
-        if not isinstance(event, OrderCreated | OrderPaid | OrderCancelled):
-            continue
-        wm = max(watermark.get(event.currency, event.ts - lateness), event.ts - lateness)
-        watermark[event.currency] = wm
-        if event.ts < wm:
-            late.add(event.event_id)
-            continue
-        minute = event.ts.replace(second=0, microsecond=0)
-        windows[minute, event.currency][event.event_id] = event
-    expected = {}
-    for (minute, currency), events in windows.items():
-        created = [e for e in events.values() if isinstance(e, OrderCreated)]
-        paid = [e for e in events.values() if isinstance(e, OrderPaid)]
-        cancelled = [e for e in events.values() if isinstance(e, OrderCancelled)]
-        expected[minute, currency] = (
-            len(created),
-            len(paid),
-            len(cancelled),
-            round(sum(e.amount for e in paid), 2),
-            round(sum(e.total for e in created) / len(created), 2) if created else None,
+    source = TestingSource(batches(simulated_messages(CONFIG), batch_size))
+    run_main(
+        order_stats.build(
+            source, Outputs(captured=captured), CLOCK, shards, sources=[f"{ORDER_EVENTS}#0"]
         )
-    return expected, dead, late
+    )
+    return captured
+
+
+REFERENCE_SQL = (
+    windowed_sql(MINUTE, LATENESS, "type IN ('order_created', 'order_paid', 'order_cancelled')")
+    + """
+SELECT
+    to_timestamp(win * 60) AS window_start,
+    currency,
+    count(*) FILTER (WHERE type = 'order_created' AND NOT duplicate) AS orders_created,
+    count(*) FILTER (WHERE type = 'order_paid' AND NOT duplicate) AS orders_paid,
+    count(*) FILTER (WHERE type = 'order_cancelled' AND NOT duplicate) AS orders_cancelled,
+    round(coalesce(sum(round(amount * 1e6)::BIGINT)
+          FILTER (WHERE type = 'order_paid' AND NOT duplicate), 0) / 1e6, 2) AS revenue,
+    round(sum(round(total * 1e6)::BIGINT)
+          FILTER (WHERE type = 'order_created' AND NOT duplicate) / 1e6
+          / count(*) FILTER (WHERE type = 'order_created' AND NOT duplicate), 2)
+          AS avg_order_value,
+    count(*) FILTER (WHERE duplicate) AS duplicates_ignored
+FROM windowed GROUP BY ALL
+"""
+)
 
 
 @pytest.fixture(scope="module")
-def flow_output():
-    return run_flow(CONFIG)
+def flow_output() -> dict[str, list]:
+    return run_flow()
 
 
-def test_windows_equal_the_reference_aggregate(flow_output) -> None:
-    rows, dead, late = flow_output
-    expected, expected_dead, expected_late = reference(CONFIG)
+@pytest.fixture(scope="module")
+def events():
+    return decoded_events(simulated_messages(CONFIG), [ORDER_EVENTS])
+
+
+def test_windows_equal_the_duckdb_reference(flow_output, events) -> None:
     got = {
-        (r.window_start, r.currency): (
-            r.orders_created,
-            r.orders_paid,
-            r.orders_cancelled,
-            r.revenue,
-            r.avg_order_value,
-        )
-        for r in rows
+        (r["window_start"], r["currency"]): r
+        for r in captured_rows(flow_output, "order_stats_minute")
     }
-    assert len(got) == len(rows)  # one row per (window, currency)
-    assert got == expected
-    assert len(dead) == expected_dead > 0
-    assert {e["event_id"] for e in late} == expected_late
-    assert len(expected_late) > 0
+    expected = {(r["window_start"], r["currency"]): r for r in query(events, REFERENCE_SQL)}
+    assert len(got) == len(captured_rows(flow_output, "order_stats_minute"))  # one row per key
+    assert set(got) == set(expected)
+    for key, want in expected.items():
+        row = got[key]
+        for column, value in want.items():
+            assert row[column] == value, (key, column)
+    assert sum(r["duplicates_ignored"] for r in got.values()) > 0
 
 
-def test_duplicates_are_counted_once_and_reported(flow_output) -> None:
-    rows, _, _ = flow_output
-    assert sum(r.duplicates_ignored for r in rows) > 0
-    for r in rows:
-        assert r.window_end - r.window_start == timedelta(minutes=1)
-        assert r.window_start.second == 0
+def test_late_events_are_the_reference_late_set(flow_output, events) -> None:
+    late_sql = windowed_sql(
+        MINUTE, LATENESS, "type IN ('order_created', 'order_paid', 'order_cancelled')"
+    ).replace("FROM marked WHERE NOT late", "FROM marked") + (
+        "SELECT event_id, to_timestamp(win * 60) AS window_start FROM windowed WHERE late"
+    )
+    expected = sorted((r["event_id"], r["window_start"]) for r in query(events, late_sql))
+    late = captured_rows(flow_output, "late_events")
+    assert sorted((r["event_id"], r["window_start"]) for r in late) == expected
+    assert len(expected) > 0
+    for row in late:
+        assert row["window_start"] + MINUTE <= row["ts"] + timedelta(days=1)
+        assert row["late_id"] == derived_id(
+            "order_stats", row["event_id"], row["window_start"].isoformat()
+        )
 
 
 def test_dead_letters_keep_raw_bytes_and_reason(flow_output) -> None:
-    _, dead, _ = flow_output
+    dead = captured_rows(flow_output, "dead_letters")
+    assert len(dead) == dead_letter_count(simulated_messages(CONFIG), [ORDER_EVENTS]) > 0
     for letter in dead:
         assert letter["topic"] == ORDER_EVENTS and letter["flow"] == "order_stats"
         assert letter["reason"] and letter["raw"]
-        assert letter["source_offset"] >= 0
         assert letter["seen_at"] >= CONFIG.start  # the message's time, not the wall clock
 
 
-def test_results_do_not_depend_on_batch_size(flow_output) -> None:
-    rows, dead, late = flow_output
-    rows2, dead2, late2 = run_flow(CONFIG, batch_size=333)
-    key = lambda r: (r.window_start, r.currency)  # noqa: E731
-    assert sorted(rows, key=key) == sorted(rows2, key=key)
-    assert sorted(d["source_offset"] for d in dead) == sorted(d["source_offset"] for d in dead2)
-    assert sorted(e["late_id"] for e in late) == sorted(e["late_id"] for e in late2)
+@pytest.mark.parametrize(("batch_size", "shards"), [(333, 1), (5_000, 3)])
+def test_results_do_not_depend_on_batching_or_shards(flow_output, batch_size, shards) -> None:
+    other = run_flow(batch_size, shards)
+    for name in ("order_stats_minute", "late_events", "dead_letters"):
+        assert captured_rows(other, name) == captured_rows(flow_output, name), name
 
 
-def test_stats_ids_are_deterministic(flow_output) -> None:
-    rows, _, _ = flow_output
-    ids = [r.stats_id for r in rows]
-    assert len(set(ids)) == len(ids)
-    first = rows[0]
-    window_id = (first.window_start - EPOCH) // MINUTE
-    rebuilt = order_stats.to_row((first.currency, (window_id, order_stats.OrderWindow())))
-    assert rebuilt.stats_id == first.stats_id
+def test_rows_and_messages_carry_deterministic_ids(flow_output) -> None:
+    rows = captured_rows(flow_output, "order_stats_minute")
+    for r in rows:
+        assert r["stats_id"] == derived_id(
+            "order_stats", r["currency"], r["window_start"].isoformat()
+        )
+        assert r["window_end"] - r["window_start"] == MINUTE
+    messages = flow_output["order-statistics"]
+    assert len(messages) == len(rows)
+    assert {m.key for m in messages} == {r["window_start"].isoformat().encode() for r in rows}

@@ -15,6 +15,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from dataflows import land_events, order_stats
 from dataflows.inputs import SimulatorSource
 from dataflows.outputs import Outputs
+from dataflows.windowing import Clock
 from models.codec import BatchDecoder
 from models.simulator import SimConfig, Simulator
 from models.topics import PURCHASES
@@ -47,7 +48,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     lake = Lake(tmp_path_factory.mktemp("lake"))
     before = dead_letter_counts()  # other tests in this process count dead letters too
     run_main(land_events.build(SimulatorSource(CONFIG), Outputs(lake=lake)))
-    run_main(order_stats.build(SimulatorSource(CONFIG), Outputs(lake=lake), now=frozen_now))
+    run_main(order_stats.build(SimulatorSource(CONFIG), Outputs(lake=lake), Clock(now=frozen_now)))
     after = dead_letter_counts()
     COUNTED.update({k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)})
     return lake
