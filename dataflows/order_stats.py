@@ -27,15 +27,16 @@ from dataflows.inputs import topic_partitions
 from dataflows.messages import MessageBatch
 from dataflows.outputs import Outputs
 from dataflows.windowing import (
+    DUPS,
     MINUTE,
-    WINDOW,
     Clock,
     Frame,
     WindowAggregation,
+    to_table,
     window_aggregate,
-    window_starts,
+    with_row_ids,
+    with_window_bounds,
 )
-from models.base import derived_id
 from models.projections import OrderStatsFields
 from models.stats import OrderStatsMinute
 from models.topics import ORDER_EVENTS, ORDER_STATISTICS
@@ -76,11 +77,10 @@ ORDERS_PER_MINUTE = WindowAggregation(
 
 def to_rows(closed: pl.DataFrame) -> pa.Table:
     """Closed windows' partials -> `order_stats_minute` rows."""
-    starts = window_starts(closed[WINDOW], MINUTE)
-    rows = closed.with_columns(starts.alias("window_start")).select(
-        pl.col("window_start"),
-        (pl.col("window_start") + MINUTE).alias("window_end"),
-        pl.col("currency"),
+    rows = with_window_bounds(closed, MINUTE).select(
+        "window_start",
+        "window_end",
+        "currency",
         pl.col("created").alias("orders_created"),
         pl.col("paid").alias("orders_paid"),
         pl.col("cancelled").alias("orders_cancelled"),
@@ -88,14 +88,9 @@ def to_rows(closed: pl.DataFrame) -> pa.Table:
         pl.when(pl.col("created") > 0)
         .then((pl.col("created_micros") / MICROS / pl.col("created")).round(2))
         .alias("avg_order_value"),
-        pl.col("_duplicates").alias("duplicates_ignored"),
+        pl.col(DUPS).alias("duplicates_ignored"),
     )
-    ids = [
-        derived_id(FLOW, currency, start.isoformat())
-        for currency, start in zip(rows["currency"], rows["window_start"], strict=True)
-    ]
-    rows = rows.with_columns(pl.Series("stats_id", ids, dtype=pl.String))
-    return rows.to_arrow().select(ORDER_STATS_MINUTE.schema.names).cast(ORDER_STATS_MINUTE.schema)
+    return to_table(with_row_ids(rows, "stats_id", FLOW, ["currency"]), ORDER_STATS_MINUTE)
 
 
 def counted_only(frame: Frame) -> Frame:

@@ -13,17 +13,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import bytewax.operators as op
+import msgspec
 import pyarrow as pa
 from bytewax.dataflow import Stream
 from bytewax.testing import TestingSink
 
 from dataflows.dead_letters import count_dead_letter, dead_letter_message, dead_letter_row
 from dataflows.messages import DeadLetter
+from models.alerts import Alert
+from models.topics import ALERTS as ALERTS_TOPIC
 from sinks.jsonl import JsonLinesSink
 from sinks.kafka import KafkaMessage, KafkaSink
 from sinks.lake import LakeSink
 from warehouse.lake import Lake
-from warehouse.tables import DEAD_LETTERS, LATE_EVENTS, Table
+from warehouse.tables import ALERTS, DEAD_LETTERS, LATE_EVENTS, Table
+
+
+def alert_messages(alerts: pa.Table) -> list[KafkaMessage]:
+    return [
+        KafkaMessage(ALERTS_TOPIC, row["subject"].encode(), msgspec.json.encode(Alert(**row)))
+        for row in alerts.to_pylist()
+    ]
 
 
 @dataclass
@@ -81,6 +91,13 @@ class Outputs:
         )
         if self.kafka is not None:
             self.to_topic("dlq", op.map_value("dlq_message", keyed, dead_letter_message), "dlq")
+
+    def alerts(self, stream: Stream[tuple[str, pa.Table]], writer: str) -> None:
+        """Alert rows (models/alerts.py) to lake table `alerts` and Kafka topic `alerts`,
+        keyed by subject, so one subject's alerts stay in order."""
+        self.to_table("alerts", stream, ALERTS, writer)
+        messages = op.flat_map_value("alert_messages", stream, alert_messages)
+        self.to_topic("alert_topic", messages, "alerts-topic")
 
     def late_events(self, stream: Stream[tuple[str, pa.Table]], writer: str) -> None:
         """`late_events` rows (dataflows/windowing.py builds them)."""

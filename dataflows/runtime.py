@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 
 from bytewax.inputs import Source
 
+from dataflows.api_metrics import ApiThresholds
 from dataflows.inputs import KafkaBatchSource, SimulatorSource
+from dataflows.log_alerts import ErrorThresholds
 from dataflows.messages import MessageBatch
 from dataflows.outputs import Outputs
 from dataflows.windowing import Clock
@@ -61,6 +63,36 @@ def clock_from_env(settings: Settings) -> Clock:
         else timedelta(seconds=settings.idle_timeout_s),
         processing_time=settings.window_clock == "processing",
     )
+
+
+def api_thresholds_from_env(env: Mapping[str, str] = os.environ) -> ApiThresholds:
+    """api_metrics' alert thresholds: STREAMHOUSE_API_P99_MS, _MEAN_MS, _ERROR_RATE,
+    _MIN_REQUESTS."""
+    default = ApiThresholds()
+    return ApiThresholds(
+        p99_ms=env_number(env, "STREAMHOUSE_API_P99_MS", default.p99_ms, minimum=0),
+        mean_ms=env_number(env, "STREAMHOUSE_API_MEAN_MS", default.mean_ms, minimum=0),
+        error_rate=env_number(env, "STREAMHOUSE_API_ERROR_RATE", default.error_rate, minimum=0),
+        min_requests=int(
+            env_number(env, "STREAMHOUSE_API_MIN_REQUESTS", default.min_requests, kind=int)
+        ),
+    )
+
+
+def error_thresholds_from_env(env: Mapping[str, str] = os.environ) -> ErrorThresholds:
+    """log_alerts' thresholds: STREAMHOUSE_ERROR_THRESHOLD (errors per minute per service
+    and error type) and STREAMHOUSE_ERROR_THRESHOLDS=service=N,... for services of their own."""
+    default = int(env_number(env, "STREAMHOUSE_ERROR_THRESHOLD", 20, kind=int, minimum=1))
+    per_service: dict[str, int] = {}
+    raw = env.get("STREAMHOUSE_ERROR_THRESHOLDS", "")
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        service, sep, number = item.partition("=")
+        if not sep or not service.strip() or not number.strip().isdigit():
+            raise ConfigError(
+                f"STREAMHOUSE_ERROR_THRESHOLDS: {item!r} is not service=N (N a whole number)"
+            )
+        per_service[service.strip()] = int(number)
+    return ErrorThresholds(default, per_service)
 
 
 def source_from_env(settings: Settings, topics: Iterable[str]) -> Source[MessageBatch]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import bytewax.operators as op
 import polars as pl
@@ -65,6 +66,28 @@ def window_start(window: int, length: timedelta) -> datetime:
 def window_starts(windows: pl.Series, length: timedelta) -> pl.Series:
     """Window numbers -> their start times (UTC)."""
     return pl.from_epoch(windows * _us(length), time_unit="us").dt.replace_time_zone("UTC")
+
+
+def with_window_bounds(closed: pl.DataFrame, length: timedelta) -> pl.DataFrame:
+    """Closed partials + `window_start` and `window_end` columns."""
+    start = window_starts(closed[WINDOW], length)
+    return closed.with_columns(start.alias("window_start"), (start + length).alias("window_end"))
+
+
+def with_row_ids(
+    rows: pl.DataFrame, column: str, flow: str, key: Sequence[str], at: str = "window_start"
+) -> pl.DataFrame:
+    """A deterministic id per row: derived_id(flow, *key values, window start): a rerun,
+    a replay or a restart gives every row the same id, so consumers can dedupe."""
+    parts = [rows[k].cast(pl.String).to_list() for k in key]
+    starts = [t.isoformat() for t in rows[at].to_list()]
+    ids = [derived_id(flow, *values) for values in zip(*parts, starts, strict=True)]
+    return rows.with_columns(pl.Series(column, ids, dtype=pl.String))
+
+
+def to_table(rows: pl.DataFrame, table: Any) -> pa.Table:
+    """Rows -> an Arrow table of `table`'s schema (column order and types)."""
+    return rows.select(table.schema.names).to_arrow().cast(table.schema)
 
 
 def _us(length: timedelta) -> int:
@@ -99,6 +122,9 @@ class WindowAggregation:
     finish: Callable[[pl.DataFrame], pa.Table]
     time_column: str = "ts"
     id_column: str = "event_id"
+    shard_key: tuple[str, ...] | None = None
+    """Columns that pick the shard, if not the whole key: keys that share them close their
+    windows in the same `finish` call (api_metrics keys on latency buckets of a route)."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +201,7 @@ class _Watermark:
         if self.shards == 1:
             parts = [on_time]
         else:
-            shard = shard_of(on_time, self.agg.key, self.shards)
+            shard = shard_of(on_time, self.agg.shard_key or self.agg.key, self.shards)
             parts = [on_time.filter(shard == i) for i in range(self.shards)]
         out = [(f"shard-{i}", Slice(frame.source, watermark, part)) for i, part in enumerate(parts)]
         if late.height:

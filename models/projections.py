@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import msgspec
 
-from models.base import SCHEMA_VERSION, Currency, DurationMs, Id, Money, Name, Timestamp
+from models.base import SCHEMA_VERSION, Currency, DurationMs, Id, Money, Name, Text, Timestamp
 from models.behavior import Action
 from models.http import HttpMethod, HttpStatus, Route
+from models.logs import Level
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -79,3 +80,13 @@ class HttpRequestFields(Envelope, frozen=True, kw_only=True, tag="http_request")
     route: Route
     status: HttpStatus
     duration_ms: DurationMs
+
+
+# --- log-events (log_alerts) -------------------------------------------------------------
+
+
+class LogFields(Envelope, frozen=True, kw_only=True, tag="log"):
+    level: Level
+    service: Name
+    message: Text
+    error_type: Id | None = None

@@ -123,8 +123,145 @@ ALERTS = Table(
     description="alert change log: one row per change of an alert; alerts_latest is the current state",
 )
 
+USER_ACTIVITY_5M = Table(
+    "user_activity_5m",
+    _schema(
+        ("activity_id", pa.string(), False),
+        ("user_id", pa.string(), False),
+        ("window_start", TS, False),
+        ("window_end", TS, False),
+        ("events", pa.int64(), False),
+        ("views", pa.int64(), False),
+        ("clicks", pa.int64(), False),
+        ("add_to_cart", pa.int64(), False),
+        ("purchases", pa.int64(), False),
+        ("searches", pa.int64(), False),
+        ("distinct_items", pa.int64(), False),
+        ("sessions", pa.int64(), False),
+        ("first_seen", TS, False),
+        ("last_seen", TS, False),
+        ("duplicates_ignored", pa.int64(), False),
+    ),
+    partition_by="window_start",
+    id_column="activity_id",
+    description="per user and 5-minute event-time window: actions, distinct items, sessions",
+)
+
+ERROR_COUNTS_MINUTE = Table(
+    "error_counts_minute",
+    _schema(
+        ("count_id", pa.string(), False),
+        ("service", pa.string(), False),
+        ("error_type", pa.string(), False),
+        ("window_start", TS, False),
+        ("window_end", TS, False),
+        ("errors", pa.int64(), False),
+        ("fatal", pa.int64(), False),
+        ("duplicates_ignored", pa.int64(), False),
+    ),
+    partition_by="window_start",
+    id_column="count_id",
+    description="ERROR and FATAL log lines per service, error type and 1-minute window",
+)
+
+API_LATENCY_MINUTE = Table(
+    "api_latency_minute",
+    _schema(
+        ("latency_id", pa.string(), False),
+        ("service", pa.string(), False),
+        ("method", pa.string(), False),
+        ("route", pa.string(), False),
+        ("window_start", TS, False),
+        ("window_end", TS, False),
+        ("requests", pa.int64(), False),
+        ("errors_5xx", pa.int64(), False),
+        ("error_rate", pa.float64(), False),
+        ("mean_ms", pa.float64(), False),
+        ("p50_ms", pa.float64(), False),
+        ("p95_ms", pa.float64(), False),
+        ("p99_ms", pa.float64(), False),
+        ("max_ms", pa.float64(), False),
+        ("duplicates_ignored", pa.int64(), False),
+    ),
+    partition_by="window_start",
+    id_column="latency_id",
+    description="requests per route and 1-minute window: count, 5xx rate, mean and "
+    "p50/p95/p99 latency (a log-bucket sketch, relative error <= 1 %)",
+)
+
+BEHAVIOR_RECORDS = Table(
+    "behavior_records",
+    _schema(
+        ("record_id", pa.string(), False),
+        ("user_id", pa.string(), False),
+        ("kind", pa.string(), False),
+        ("ts", TS, False),
+        ("source_topic", pa.string(), False),
+        ("url", pa.string(), True),
+        ("item_ids", pa.list_(pa.string()), True),
+        ("amount", pa.float64(), True),
+        ("currency", pa.string(), True),
+        ("detail", pa.string(), True),
+        ("source_partition", pa.int32(), False),
+        ("source_offset", pa.int64(), False),
+    ),
+    partition_by="ts",
+    id_column="record_id",
+    description="user-events, page-views and purchases as one normalised record stream",
+)
+
+USER_SUMMARY = Table(
+    "user_summary",
+    _schema(
+        ("user_id", pa.string(), False),
+        ("version", pa.int64(), False),
+        ("signups", pa.int64(), False),
+        ("logins", pa.int64(), False),
+        ("profile_updates", pa.int64(), False),
+        ("page_views", pa.int64(), False),
+        ("purchases", pa.int64(), False),
+        ("total_spend", pa.float64(), False),
+        ("spend_currency", pa.string(), True),
+        ("first_seen", TS, False),
+        ("last_seen", TS, False),
+        ("recent_items", pa.list_(pa.string()), False),
+    ),
+    partition_by="last_seen",
+    id_column="user_id",
+    version_column="version",
+    description="running per-user summary, one row per change; user_summary_latest is current",
+)
+
+USER_RECOMMENDATIONS = Table(
+    "user_recommendations",
+    _schema(
+        ("user_id", pa.string(), False),
+        ("version", pa.int64(), False),
+        ("ts", TS, False),
+        ("items", pa.list_(pa.string()), False),
+        ("basis", pa.string(), False),
+    ),
+    partition_by="ts",
+    id_column="user_id",
+    version_column="version",
+    description="recommended items per user, one row per change; basis: co-views or trending",
+)
+
 TABLES: dict[str, Table] = {
-    t.name: t for t in (ORDER_STATS_MINUTE, EVENTS, DEAD_LETTERS, LATE_EVENTS, ALERTS)
+    t.name: t
+    for t in (
+        ORDER_STATS_MINUTE,
+        USER_ACTIVITY_5M,
+        ERROR_COUNTS_MINUTE,
+        API_LATENCY_MINUTE,
+        BEHAVIOR_RECORDS,
+        USER_SUMMARY,
+        USER_RECOMMENDATIONS,
+        EVENTS,
+        DEAD_LETTERS,
+        LATE_EVENTS,
+        ALERTS,
+    )
 }
 
 

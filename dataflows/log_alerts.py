@@ -1,0 +1,203 @@
+"""log_alerts: errors per service and error type per minute, from `log-events`.
+
+    log-events ─► parse (JSON lines column-wise, plain-text lines one by one)
+                ─┬─► unparseable lines ─► dead letters with the reason
+                 └─► ERROR | FATAL ─► 1-min event-time windows per (service, error type)
+                      ─┬─► lake error_counts_minute
+                       ├─► count >= threshold (default, or the service's own)
+                       │     ─► lake alerts, Kafka alerts
+                       └─► late events ─► lake late_events
+
+Plain-text lines look like `<ts> <LEVEL> [<service>] [ErrorType: ]message` (models/logs.py);
+their `event_id` is a hash of the line, so a re-delivered line counts once.
+Run it: `streamhouse run log_alerts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import bytewax.operators as op
+import msgspec
+import polars as pl
+import pyarrow as pa
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+
+from dataflows.decode import dead_letter
+from dataflows.inputs import topic_partitions
+from dataflows.messages import DeadLetter, MessageBatch
+from dataflows.outputs import Outputs
+from dataflows.windowing import (
+    DUPS,
+    MINUTE,
+    Clock,
+    Frame,
+    WindowAggregation,
+    to_table,
+    window_aggregate,
+    with_row_ids,
+    with_window_bounds,
+)
+from models.alerts import ThresholdRule, threshold_alerts
+from models.codec import check_raw
+from models.frames import ROW, FrameDecoder
+from models.logs import parse_plain
+from models.projections import LogFields
+from models.topics import LOG_EVENTS
+from warehouse.tables import ALERTS, ERROR_COUNTS_MINUTE
+
+FLOW = "log_alerts"
+INPUT_TOPICS = (LOG_EVENTS,)
+NO_ERROR_TYPE = "unspecified"
+"""The error type of an error line that names none."""
+
+
+@dataclass(frozen=True)
+class ErrorThresholds:
+    """Errors per (service, error type) and minute that raise an alert
+    (STREAMHOUSE_ERROR_THRESHOLD, and STREAMHOUSE_ERROR_THRESHOLDS=service=N,...)."""
+
+    default: int = 20
+    per_service: Mapping[str, int] = field(default_factory=dict)
+
+    def limit(self) -> pl.Expr:
+        """Each row's threshold: its service's own, else the default."""
+        limit: pl.Expr = pl.lit(self.default)
+        for service, n in sorted(self.per_service.items()):
+            limit = pl.when(pl.col("service") == service).then(n).otherwise(limit)
+        return limit
+
+
+class LogDecoder:
+    """One batch of log lines -> a frame of records and dead letters. JSON lines go through
+    the columnar FrameDecoder; plain-text lines are parsed one by one (a regex each)."""
+
+    def __init__(self) -> None:
+        self._json = FrameDecoder(LogFields)
+
+    def __call__(self, batch: MessageBatch) -> list[Frame | DeadLetter]:
+        if batch.topic != LOG_EVENTS or not len(batch):
+            return []
+        values = batch.values
+        json_rows = [i for i, v in enumerate(values) if v is not None and v.lstrip()[:1] == b"{"]
+        frame, failures = self._json.decode([values[i] for i in json_rows])
+        frame = frame.with_columns(pl.col(ROW).map_elements(json_rows.__getitem__, pl.Int64))
+        failures = [(json_rows[i], reason) for i, reason in failures]
+        plain = set(range(len(values))) - set(json_rows)
+        records = []
+        for i in sorted(plain):
+            problem = check_raw(values[i])
+            try:
+                if problem is not None:
+                    raise ValueError(problem)
+                record = parse_plain(values[i])  # type: ignore[arg-type]
+            except (ValueError, msgspec.ValidationError) as e:
+                failures.append((i, str(e)))
+                continue
+            row = msgspec.structs.asdict(record)
+            row["level"] = record.level.value
+            records.append({**row, ROW: i, "type": "log"})
+        if records:
+            parsed = pl.DataFrame(records).select(frame.columns).cast(frame.schema)  # type: ignore[arg-type]
+            frame = pl.concat([frame, parsed]).sort(ROW)
+        out: list[Frame | DeadLetter] = [
+            dead_letter(batch.message(i), reason, FLOW) for i, reason in sorted(failures)
+        ]
+        out.append(Frame(batch.source, frame))
+        return out
+
+
+def errors_only(frame: Frame) -> Frame:
+    events = frame.events.filter(pl.col("level").is_in(["ERROR", "FATAL"])).with_columns(
+        pl.col("error_type").fill_null(NO_ERROR_TYPE)
+    )
+    return Frame(frame.source, events)
+
+
+ERRORS = WindowAggregation(
+    flow=FLOW,
+    key=("service", "error_type"),
+    length=MINUTE,
+    partial=(
+        pl.len().cast(pl.Int64).alias("errors"),
+        (pl.col("level") == "FATAL").sum().cast(pl.Int64).alias("fatal"),
+    ),
+    merge=(pl.col("errors").fill_null(0).sum(), pl.col("fatal").fill_null(0).sum()),
+    finish=lambda closed: to_rows(closed),
+)
+
+
+def to_rows(closed: pl.DataFrame) -> pa.Table:
+    rows = with_window_bounds(closed, MINUTE).with_columns(pl.col(DUPS).alias("duplicates_ignored"))
+    rows = with_row_ids(rows, "count_id", FLOW, ["service", "error_type"])
+    return to_table(rows.filter(pl.col("errors") > 0), ERROR_COUNTS_MINUTE)
+
+
+def alerts_of(rows: pa.Table, thresholds: ErrorThresholds) -> list[pa.Table]:
+    frame = pl.from_arrow(rows).with_columns(thresholds.limit().alias("_limit"))  # type: ignore[union-attr]
+    alerts = []
+    for limit, group in frame.group_by("_limit"):
+        rule = ThresholdRule("log_error_count", "errors", limit[0], "critical")
+        subject = pl.concat_str(pl.col("service"), pl.col("error_type"), separator=" ")
+        found = threshold_alerts(group, [rule], subject)
+        if found.height:
+            alerts.append(found)
+    return [to_table(pl.concat(alerts), ALERTS)] if alerts else []
+
+
+def build(
+    source: Source[MessageBatch],
+    outputs: Outputs,
+    clock: Clock | None = None,
+    shards: int = 1,
+    sources: Sequence[str] | None = None,
+    thresholds: ErrorThresholds | None = None,
+) -> Dataflow:
+    limits = thresholds or ErrorThresholds()
+    flow = Dataflow(FLOW)
+    batches = op.input("log_events", flow, source)
+    parsed = op.flat_map("parse", batches, LogDecoder())
+    frames = op.branch("split_dead_letters", parsed, lambda item: isinstance(item, Frame))
+    outputs.dead_letters(frames.falses, writer=FLOW)
+    errors = op.map("errors_only", frames.trues, errors_only)
+    windows = window_aggregate(
+        "minute_windows",
+        errors,
+        ERRORS,
+        clock or Clock(),
+        topic_partitions(source, INPUT_TOPICS) if sources is None else sources,
+        shards,
+    )
+    outputs.to_table("error_counts", windows.rows, ERROR_COUNTS_MINUTE, writer=FLOW)
+    alerts = op.flat_map_value("threshold_alerts", windows.rows, lambda t: alerts_of(t, limits))
+    outputs.alerts(alerts, writer=FLOW)
+    outputs.late_events(windows.late, FLOW)
+    return flow
+
+
+def flow_from_env() -> Dataflow:
+    from dataflows.runtime import (
+        clock_from_env,
+        error_thresholds_from_env,
+        outputs_from_env,
+        source_from_env,
+    )
+    from streamhouse.config import from_env
+
+    settings = from_env()
+    return build(
+        source_from_env(settings, INPUT_TOPICS),
+        outputs_from_env(settings),
+        clock_from_env(settings),
+        settings.shards,
+        thresholds=error_thresholds_from_env(),
+    )
+
+
+def __getattr__(name: str) -> Dataflow:
+    """`python -m bytewax.run dataflows.log_alerts:flow` builds the flow from the environment."""
+    if name == "flow":
+        return flow_from_env()
+    raise AttributeError(name)
