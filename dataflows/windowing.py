@@ -162,19 +162,27 @@ def shard_of(frame: pl.DataFrame, key: Sequence[str], shards: int) -> pl.Series:
 # --- step 1: lateness per source partition -----------------------------------------
 
 
-class _Watermark:
+class Watermark:
     """State: the largest event time (µs) seen in one source partition."""
 
-    def __init__(self, agg: WindowAggregation, clock: Clock, shards: int) -> None:
-        self.agg, self.clock, self.shards = agg, clock, shards
-        self.length_us = _us(agg.length)
+    def __init__(
+        self,
+        length: timedelta,
+        time_column: str,
+        shard_key: Sequence[str],
+        clock: Clock,
+        shards: int,
+    ) -> None:
+        self.time_column, self.shard_key = time_column, tuple(shard_key)
+        self.clock, self.shards = clock, shards
+        self.length_us = _us(length)
         self.lateness_us = _us(clock.allowed_lateness)
 
     def __call__(
         self, max_us: int | None, frame: Frame
     ) -> tuple[int | None, list[tuple[str, Slice]]]:
         events = frame.events
-        time_col = self.agg.time_column
+        time_col = self.time_column
         if self.clock.processing_time:
             events = events.with_columns(
                 pl.lit(self.clock.now()).cast(events[time_col].dtype).alias(time_col)
@@ -201,7 +209,7 @@ class _Watermark:
         if self.shards == 1:
             parts = [on_time]
         else:
-            shard = shard_of(on_time, self.agg.shard_key or self.agg.key, self.shards)
+            shard = shard_of(on_time, self.shard_key, self.shards)
             parts = [on_time.filter(shard == i) for i in range(self.shards)]
         out = [(f"shard-{i}", Slice(frame.source, watermark, part)) for i, part in enumerate(parts)]
         if late.height:
@@ -213,15 +221,44 @@ class _Watermark:
 
 
 @dataclass
+class SourceWatermarks:
+    """What a shard knows of its sources' watermarks, and the watermark it may act on:
+    the smallest over the sources still sending (see the module doc)."""
+
+    expected: tuple[str, ...]
+    started: float
+    """Wall time the shard first ran: a source never heard from holds windows open
+    until it has been silent this long."""
+    sources: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """source -> (watermark µs, wall time of its last batch)."""
+
+    def heard(self, source: str, watermark_us: int, wall: float) -> None:
+        old = self.sources.get(source, (NEVER, 0.0))
+        self.sources[source] = (max(old[0], watermark_us), wall)
+
+    def combined(self, wall: float, idle_s: float) -> int:
+        known = {src: self.sources.get(src, (NEVER, self.started)) for src in self.expected}
+        known.update(self.sources)
+        active = [wm for wm, last in known.values() if wall - last < idle_s]
+        if active:
+            return min(active)
+        heard = [(wm, last) for wm, last in known.values() if wm > NEVER]
+        if not heard:
+            return NEVER
+        return max(wm + int((wall - last) * 1e6) for wm, last in heard)
+
+    def copy(self) -> SourceWatermarks:
+        return SourceWatermarks(self.expected, self.started, dict(self.sources))
+
+
+@dataclass
 class ShardState:
     partials: pl.DataFrame | None = None
     pending: list[pl.DataFrame] = field(default_factory=list)
     seen_ids: dict[int, set[int]] = field(default_factory=dict)
-    sources: dict[str, tuple[int, float]] = field(default_factory=dict)
-    """source -> (watermark µs, wall time of its last batch)."""
+    watermarks: SourceWatermarks | None = None
     open_from: int = NEVER
     """Windows below this number are closed: their rows are out."""
-    started: float = 0.0
 
 
 class _ShardLogic(StatefulLogic[Slice, tuple[str, pa.Table], ShardState]):
@@ -234,8 +271,10 @@ class _ShardLogic(StatefulLogic[Slice, tuple[str, pa.Table], ShardState]):
     ) -> None:
         self.agg, self.clock = agg, clock
         self.length_us = _us(agg.length)
-        self.expected = tuple(expected_sources)
-        self.state = state or ShardState(started=self._wall())
+        self.state = state or ShardState(
+            watermarks=SourceWatermarks(tuple(expected_sources), self._wall())
+        )
+        self.marks: SourceWatermarks = self.state.watermarks  # type: ignore[assignment]
         self.group = [*agg.key, WINDOW]
 
     def _wall(self) -> float:
@@ -247,8 +286,7 @@ class _ShardLogic(StatefulLogic[Slice, tuple[str, pa.Table], ShardState]):
         if value.late is not None:
             out.append(("late", self._late_rows(value.late)))
         state = self.state
-        old = state.sources.get(value.source, (NEVER, 0.0))
-        state.sources[value.source] = (max(old[0], value.watermark_us), self._wall())
+        self.marks.heard(value.source, value.watermark_us, self._wall())
         events = value.events
         if events.height:
             closed = events.filter(pl.col(WINDOW) < state.open_from)
@@ -276,9 +314,8 @@ class _ShardLogic(StatefulLogic[Slice, tuple[str, pa.Table], ShardState]):
         return ShardState(
             partials=s.partials,
             seen_ids={w: set(ids) for w, ids in s.seen_ids.items()},
-            sources=dict(s.sources),
+            watermarks=self.marks.copy(),
             open_from=s.open_from,
-            started=s.started,
         )
 
     # the work
@@ -337,18 +374,7 @@ class _ShardLogic(StatefulLogic[Slice, tuple[str, pa.Table], ShardState]):
         s.pending = []
 
     def _watermark(self) -> int:
-        s = self.state
-        now = self._wall()
-        idle = self.clock.idle_timeout.total_seconds()
-        known = {src: s.sources.get(src, (NEVER, s.started)) for src in self.expected}
-        known.update(s.sources)
-        active = [wm for wm, wall in known.values() if now - wall < idle]
-        if active:
-            return min(active)
-        heard = [(wm, wall) for wm, wall in known.values() if wm > NEVER]
-        if not heard:
-            return NEVER
-        return max(wm + int((now - wall) * 1e6) for wm, wall in heard)
+        return self.marks.combined(self._wall(), self.clock.idle_timeout.total_seconds())
 
     def _close(self, watermark_us: int) -> list[tuple[str, pa.Table]]:
         s = self.state
@@ -369,27 +395,35 @@ class _ShardLogic(StatefulLogic[Slice, tuple[str, pa.Table], ShardState]):
         return [("rows", self.agg.finish(closed.sort(self.group)))]
 
     def _late_rows(self, late: pl.DataFrame) -> pa.Table:
-        return late_events_table(self.agg, late)
+        a = self.agg
+        return late_events_table(a.flow, late, a.key, a.length, a.id_column, a.time_column)
 
 
-def late_events_table(agg: WindowAggregation, late: pl.DataFrame) -> pa.Table:
+def late_events_table(
+    flow: str,
+    late: pl.DataFrame,
+    key: Sequence[str],
+    length: timedelta,
+    id_column: str = "event_id",
+    time_column: str = "ts",
+) -> pa.Table:
     """Rows of the `late_events` table: each late event with the window it missed."""
     from warehouse.tables import LATE_EVENTS
 
     keys = late.select(
-        pl.concat_str([pl.col(k).cast(pl.String) for k in agg.key], separator=" ").alias("key")
+        pl.concat_str([pl.col(k).cast(pl.String) for k in key], separator=" ").alias("key")
     )["key"].to_list()
-    ids = late[agg.id_column].to_list()
-    starts = [window_start(w, agg.length) for w in late[WINDOW].to_list()]
+    ids = late[id_column].to_list()
+    starts = [window_start(w, length) for w in late[WINDOW].to_list()]
     return pa.table(
         {
             "late_id": [
-                derived_id(agg.flow, i, s.isoformat()) for i, s in zip(ids, starts, strict=True)
+                derived_id(flow, i, s.isoformat()) for i, s in zip(ids, starts, strict=True)
             ],
-            "flow": [agg.flow] * late.height,
+            "flow": [flow] * late.height,
             "key": keys,
             "event_id": ids,
-            "ts": late[agg.time_column].to_arrow(),
+            "ts": late[time_column].to_arrow(),
             "window_start": starts,
         },
         schema=LATE_EVENTS.schema,
@@ -419,7 +453,8 @@ def window_aggregate(
     once each has passed it (or gone idle), so list them all.
     """
     keyed = op.key_on("by_source", up, lambda f: f.source)
-    sliced = op.stateful_flat_map("watermark", keyed, _Watermark(agg, clock, shards))
+    watermark = Watermark(agg.length, agg.time_column, agg.shard_key or agg.key, clock, shards)
+    sliced = op.stateful_flat_map("watermark", keyed, watermark)
     by_shard = op.map("to_shard", sliced, lambda kv: kv[1])
     results = op.stateful(
         "shards",
