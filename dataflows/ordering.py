@@ -100,9 +100,8 @@ class _OrderLogic(StatefulLogic[Slice, tuple[str, pa.Table], OrderState]):
         s.held = rest if rest.height else None
         if not due.height:
             return []
-        due = due.sort("ts", "event_id", "_row").unique(
-            "event_id", keep="first", maintain_order=True
-        )
+        due = due.sort("ts", "event_id", maintain_order=True)  # ties: first arrival first
+        due = due.unique("event_id", keep="first", maintain_order=True)
         s.model, out = self.process(s.model, due)
         return out
 
