@@ -83,7 +83,8 @@ class LogDecoder:
         values = batch.values
         json_rows = [i for i, v in enumerate(values) if v is not None and v.lstrip()[:1] == b"{"]
         frame, failures = self._json.decode([values[i] for i in json_rows])
-        frame = frame.with_columns(pl.col(ROW).map_elements(json_rows.__getitem__, pl.Int64))
+        positions = pl.Series(ROW, json_rows, dtype=pl.Int64)
+        frame = frame.with_columns(positions.gather(frame[ROW]))
         failures = [(json_rows[i], reason) for i, reason in failures]
         plain = set(range(len(values))) - set(json_rows)
         records = []
@@ -100,7 +101,7 @@ class LogDecoder:
             row["level"] = record.level.value
             records.append({**row, ROW: i, "type": "log"})
         if records:
-            parsed = pl.DataFrame(records).select(frame.columns).cast(frame.schema)  # type: ignore[arg-type]
+            parsed = pl.DataFrame(records, schema=self._json.output_schema)
             frame = pl.concat([frame, parsed]).sort(ROW)
         out: list[Frame | DeadLetter] = [
             dead_letter(batch.message(i), reason, FLOW) for i, reason in sorted(failures)

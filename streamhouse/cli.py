@@ -26,8 +26,15 @@ from streamhouse.render import FORMATS
 from warehouse.lake import Lake, LakeError
 
 FLOWS: dict[str, str] = {
-    "order_stats": "dataflows.order_stats",
-    "land_events": "dataflows.land_events",
+    name: f"dataflows.{name}"
+    for name in (
+        "order_stats",
+        "user_activity",
+        "log_alerts",
+        "api_metrics",
+        "behavior_etl",
+        "land_events",
+    )
 }
 """Dataflows `streamhouse run` knows, by name -> module holding `flow`."""
 

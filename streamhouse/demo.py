@@ -1,11 +1,13 @@
 """`streamhouse demo`: simulated traffic in, a Parquet lake out, answers from DuckDB. No broker.
 
-Two dataflows read the simulator in-process: land_events lands every valid
-event in the lake table `events`; order_stats windows the order events into
-`order_stats_minute`; both dead-letter what they cannot decode. The report is
-read back from the lake with DuckDB: orders per minute next to the incident
-the simulator injected, the slowest routes and the top errors (where the other
-injected incidents show), and an account of every order event.
+Every dataflow reads the simulator in-process, one after the other: land_events
+lands every valid event in `events`; order_stats, user_activity, log_alerts and
+api_metrics window their topics; behavior_etl merges three topics into records,
+summaries and recommendations; all dead-letter what they cannot decode. The report
+is read back from the lake with DuckDB: orders per minute next to the order drop
+the simulator injected, the slowest routes and top errors next to the latency spike
+and error burst, the alerts raised, the most active users, and an account of
+every order event.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ import pyarrow as pa
 from bytewax.testing import run_main
 from tqdm import tqdm
 
-from dataflows import land_events, order_stats
+from dataflows import (
+    api_metrics,
+    behavior_etl,
+    land_events,
+    log_alerts,
+    order_stats,
+    user_activity,
+)
 from dataflows.inputs import SimulatorSource
 from dataflows.outputs import Outputs
 from dataflows.windowing import Clock
@@ -54,14 +63,14 @@ def run(config: SimConfig, lake_dir: Path, *, show_progress: bool = True) -> Dem
     reset_lake(lake)
     result = DemoResult(lake=lake, simulator=Simulator(config))
     outputs = Outputs(lake=lake)
+    clock = Clock(timedelta(seconds=config.allowed_lateness_s))
     flows = (
         ("land_events", lambda source: land_events.build(source, outputs)),
-        (
-            "order_stats",
-            lambda source: order_stats.build(
-                source, outputs, Clock(timedelta(seconds=config.allowed_lateness_s))
-            ),
-        ),
+        ("order_stats", lambda source: order_stats.build(source, outputs, clock)),
+        ("user_activity", lambda source: user_activity.build(source, outputs, clock)),
+        ("log_alerts", lambda source: log_alerts.build(source, outputs, clock)),
+        ("api_metrics", lambda source: api_metrics.build(source, outputs, clock)),
+        ("behavior_etl", lambda source: behavior_etl.build(source, outputs, clock)),
     )
     for name, build in flows:
         with tqdm(
@@ -128,11 +137,11 @@ def report(result: DemoResult, out: TextIO = sys.stdout) -> None:
         print(_minute_chart(_named(wh, "orders_per_minute").to_pylist(), drops), file=out)
 
         for kind, query, title in (
-            ("latency_spike", "p95_latency_per_route", "Slowest routes"),
-            ("error_burst", "error_counts_per_service", "Top errors"),
+            ("latency_spike", "slowest_routes", "Slowest routes (api_metrics)"),
+            ("error_burst", "top_errors", "Top errors (log_alerts)"),
         ):
             window: dict[str, str] = {}
-            heading = f"{title} (query {query}, over the lake table events)"
+            heading = f"{title}, query {query}"
             if (incident := labels.get(kind)) is not None:
                 window = {"since": incident.start.isoformat(), "until": incident.end.isoformat()}
                 heading = (
@@ -143,13 +152,45 @@ def report(result: DemoResult, out: TextIO = sys.stdout) -> None:
             print(f"\n{heading}\n", file=out)
             print_table(_named(wh, query, **window).slice(0, 5), out)
 
+        print("\nAlerts raised (lake table alerts) and the incidents injected\n", file=out)
+        print_table(
+            wh.sql(
+                "SELECT rule, subject, count(*) AS minutes, min(first_seen) AS first, "
+                "max(last_seen) AS last, round(max(observed), 3) AS worst, "
+                "any_value(threshold) AS threshold FROM alerts_latest GROUP BY ALL "
+                "ORDER BY first, rule, subject LIMIT 12"
+            ),
+            out,
+        )
+        for incident in sim.incidents:
+            print(
+                f"  injected: {incident.kind:<14} {incident.subject:<22} "
+                f"{incident.start:%H:%M:%S}-{incident.end:%H:%M:%S}",
+                file=out,
+            )
+
+        print(
+            "\nMost active users (user_activity) and what behavior_etl recommends them\n", file=out
+        )
+        print_table(_named(wh, "most_active_users", limit="5"), out)
+        print(file=out)
+        print_table(
+            wh.sql(
+                "SELECT s.user_id, s.page_views, s.purchases, r.items AS recommended, r.basis, "
+                "r.version AS changes FROM user_summary_latest AS s "
+                "JOIN user_recommendations_latest AS r USING (user_id) "
+                "ORDER BY s.version DESC, s.user_id LIMIT 5"
+            ),
+            out,
+        )
+
         counts = wh.sql(
             "SELECT (SELECT count(*) FROM events) AS events, "
             "(SELECT count(*) FROM events WHERE topic = 'order-events') AS order_events, "
             "(SELECT coalesce(sum(orders_created + orders_paid + orders_cancelled), 0) "
             "   FROM order_stats_minute) AS counted, "
             "(SELECT coalesce(sum(duplicates_ignored), 0) FROM order_stats_minute) AS dupes, "
-            "(SELECT count(*) FROM late_events) AS late, "
+            "(SELECT count(*) FROM late_events WHERE flow = 'order_stats') AS late, "
             "(SELECT count(*) FROM dead_letters WHERE flow = 'land_events') AS dead_all, "
             "(SELECT count(*) FROM dead_letters WHERE flow = 'order_stats') AS dead_orders"
         ).to_pylist()[0]
