@@ -224,10 +224,12 @@ class FrameDecoder:
     def _screen(values: Sequence[bytes | None]) -> tuple[list[int], list[int], bytes | None]:
         """Rows polars may parse, rows only msgspec may (null, oversized, multi-line), and
         the values joined as ndjson when all are of the first kind."""
-        if None not in values and max(map(len, values), default=0) <= MAX_EVENT_BYTES:
+        try:
             joined = b"\n".join(values)  # type: ignore[arg-type]
-            if joined.count(b"\n") == len(values) - 1 and b"\r" not in joined:
-                return list(range(len(values))), [], joined
+        except TypeError:  # a null value
+            joined = None
+        if joined is not None and joined.count(b"\n") == len(values) - 1 and b"\r" not in joined:
+            return list(range(len(values))), [], joined  # sizes: checked row by row (_fast)
         clean: list[int] = []
         slow: list[int] = []
         for index, raw in enumerate(values):
@@ -278,26 +280,32 @@ class FrameDecoder:
         self, parsed: _Parsed, values: Sequence[bytes | None]
     ) -> tuple[pl.DataFrame, list[int]]:
         """The parsed rows that pass every check, and the rows msgspec must look at."""
-        frame = parsed.frame.with_columns(pl.Series(ROW, parsed.rows, dtype=pl.Int64))
+        frame = parsed.frame.with_columns(
+            pl.Series(ROW, parsed.rows, dtype=pl.Int64),
+            pl.Series("_raw", parsed.lines, dtype=pl.Binary),
+        )
         tag = pl.col(self.tag_field)
-        ok = tag.is_in(list(self.tags))
         raw = pl.col("_raw")
-        needs_raw = False
+        ok = tag.is_in(list(self.tags)) & (raw.bin.size() <= MAX_EVENT_BYTES)
         out = []
         for column in self.columns.values():
             value = pl.col(column.name)
+            everywhere = column.tags == set(self.tags)
             applies = tag.is_in(list(column.tags))
             string_check = _needs_string_check(column)
-            needs_raw |= string_check
             present_ok = _value_ok(column, value, raw if string_check else None)
-            absent_ok = pl.lit(column.nullable or column.default is not None)
-            ok &= ~applies | pl.when(value.is_null()).then(absent_ok).otherwise(present_ok)
+            if column.nullable or column.default is not None:
+                checked = value.is_null() | present_ok
+            else:
+                checked = value.is_not_null() & present_ok
+            ok &= checked if everywhere else (~applies | checked)
             filled = value.fill_null(column.default) if column.default is not None else value
             if isinstance(column.info, mi.DateTimeType):
-                filled = filled.str.to_datetime(TS_FORMAT, time_unit="us", time_zone="UTC")
-            out.append(pl.when(applies).then(filled).otherwise(None).alias(column.name))
-        if needs_raw:
-            frame = frame.with_columns(pl.Series("_raw", parsed.lines, dtype=pl.Binary))
+                filled = filled.str.to_datetime(
+                    TS_FORMAT, time_unit="us", time_zone="UTC", strict=False
+                )
+            kept = filled if everywhere else pl.when(applies).then(filled).otherwise(None)
+            out.append(kept.alias(column.name))
         checked = frame.lazy().with_columns(ok.fill_null(False).alias("_ok"))
         good, doubtful = pl.collect_all(
             [
