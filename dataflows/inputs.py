@@ -161,24 +161,17 @@ class _KafkaPartition(StatefulSourcePartition[MessageBatch, int]):
             return []
         if any(m.error() for m in messages):
             messages = self._without_eof_markers(messages)
-        offsets = [m.offset() for m in messages]
-        if self._end is not None and offsets and offsets[-1] >= self._end:
-            keep = sum(1 for o in offsets if o < self._end)
-            messages, offsets = messages[:keep], offsets[:keep]
-        if not messages:
-            return []
-        self._next_offset = offsets[-1] + 1
-        return [
-            MessageBatch(
-                self._topic,
-                self._partition,
-                offsets,
-                [m.key() for m in messages],
-                [m.value() for m in messages],
-                [m.headers() for m in messages],
-                [m.timestamp()[1] for m in messages],
-            )
-        ]
+            if not messages:
+                return []
+        last = messages[-1].offset()
+        if self._end is not None and last >= self._end:
+            messages = [m for m in messages if m.offset() < self._end]
+            if not messages:
+                return []
+            last = messages[-1].offset()
+        self._next_offset = last + 1
+        values = [m.value() for m in messages]
+        return [MessageBatch(self._topic, self._partition, values, messages)]
 
     @staticmethod
     def _without_eof_markers(messages: list[Message]) -> list[Message]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import msgspec
 
@@ -22,23 +22,29 @@ class RawMessage(msgspec.Struct, frozen=True):
     unlike the wall clock at processing, the same on every replay."""
 
 
-@dataclass(frozen=True, slots=True)
 class MessageBatch:
-    """One poll of one topic-partition, column by column.
+    """One poll of one topic-partition: the values as a column, the rest on demand.
 
-    Sources hand whole batches downstream as one item, and as columns: a Python object
-    per message costs more than the columnar decode of it (~1.3 µs against ~0.2 µs to
-    take the columns from confluent-kafka's messages). Iterate it for `RawMessage`s
-    where a flow works message by message.
+    Sources hand whole batches downstream as one item, and a flow reads the values
+    column at once: a Python object per message costs more than the columnar decode
+    of it. `message(i)` (or iterating) gives a `RawMessage` with key, headers and
+    broker time, for the few messages that need them (dead letters) or flows that
+    work message by message. `messages` are RawMessages, or confluent-kafka Messages
+    turned into RawMessages only when asked for (a batch never leaves its worker
+    unpickled: pickling converts them all).
     """
 
-    topic: str
-    partition: int
-    offsets: list[int]
-    keys: list[bytes | None]
-    values: list[bytes | None]
-    headers: list[list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...] | None]
-    timestamps_ms: list[int]
+    __slots__ = ("_messages", "partition", "topic", "values")
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        values: list[bytes | None],
+        messages: Sequence[Any],
+    ) -> None:
+        self.topic, self.partition, self.values = topic, partition, values
+        self._messages = messages
 
     @property
     def source(self) -> str:
@@ -46,21 +52,30 @@ class MessageBatch:
         return f"{self.topic}#{self.partition}"
 
     def __len__(self) -> int:
-        return len(self.offsets)
+        return len(self.values)
 
     def message(self, i: int) -> RawMessage:
+        m = self._messages[i]
+        if isinstance(m, RawMessage):
+            return m
         return RawMessage(
             self.topic,
             self.partition,
-            self.offsets[i],
-            self.keys[i],
+            m.offset(),
+            m.key(),
             self.values[i],
-            tuple(self.headers[i] or ()),
-            self.timestamps_ms[i],
+            tuple(m.headers() or ()),
+            m.timestamp()[1],
         )
 
     def __iter__(self) -> Iterator[RawMessage]:
-        return (self.message(i) for i in range(len(self.offsets)))
+        return (self.message(i) for i in range(len(self.values)))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (MessageBatch, (self.topic, self.partition, self.values, list(self)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MessageBatch) and list(self) == list(other)
 
     @staticmethod
     def split(messages: Iterable[RawMessage]) -> list[MessageBatch]:
@@ -69,15 +84,7 @@ class MessageBatch:
         for m in messages:
             groups.setdefault((m.topic, m.partition), []).append(m)
         return [
-            MessageBatch(
-                topic,
-                partition,
-                [m.offset for m in group],
-                [m.key for m in group],
-                [m.value for m in group],
-                [m.headers for m in group],
-                [m.timestamp_ms for m in group],
-            )
+            MessageBatch(topic, partition, [m.value for m in group], group)
             for (topic, partition), group in groups.items()
         ]
 

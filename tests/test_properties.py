@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dataflows import order_stats
-from dataflows.messages import MessageBatch
+from dataflows.messages import MessageBatch, RawMessage
 from dataflows.outputs import Outputs
 from dataflows.windowing import Clock
 from models.codec import encode
@@ -58,16 +58,9 @@ def run(values: list[bytes], cuts: list[int], shards: int = 1) -> dict[str, list
     for cut in [*sorted(set(cuts)), len(values)]:
         if start < cut <= len(values):
             chunk = values[start:cut]
-            batches.append(
-                MessageBatch(
-                    ORDER_EVENTS,
-                    0,
-                    list(range(start, cut)),
-                    [None] * len(chunk),
-                    chunk,
-                    [None] * len(chunk),
-                    [0] * len(chunk),
-                )
+            batches += MessageBatch.split(
+                RawMessage(ORDER_EVENTS, 0, offset, None, value)
+                for offset, value in enumerate(chunk, start)
             )
             start = cut
     captured: dict[str, list] = {}
