@@ -34,6 +34,8 @@ FLOWS: dict[str, str] = {
         "api_metrics",
         "behavior_etl",
         "land_events",
+        "order_commands",
+        "order_projection",
     )
 }
 """Dataflows `streamhouse run` knows, by name -> module holding `flow`."""
@@ -183,15 +185,10 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 def run_command(args: argparse.Namespace) -> list[str]:
     """The `python -m bytewax.run` command line for `streamhouse run`."""
     cmd = [sys.executable, "-m", "bytewax.run", f"{FLOWS[args.flow]}:flow", "-w", str(args.workers)]
+    # Without recovery the interval is still the epoch length: how often sinks write.
+    cmd += ["-s", str(args.snapshot_interval)]
     if args.recovery_dir is not None:
-        cmd += [
-            "-r",
-            str(args.recovery_dir),
-            "-s",
-            str(args.snapshot_interval),
-            "-b",
-            str(args.backup_interval),
-        ]
+        cmd += ["-r", str(args.recovery_dir), "-b", str(args.backup_interval)]
     return cmd
 
 
@@ -247,6 +244,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         proc.send_signal(signal.SIGINT)
         return proc.wait()
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from streamhouse.api.app import config_from_env
+    from streamhouse.api.server import serve
+
+    settings = _kafka_settings(args)
+    if args.lake is not None:
+        settings = settings.with_(lake_dir=args.lake)
+    config = config_from_env()
+    where = (
+        "with a bearer token" if config.token else "without a token (STREAMHOUSE_API_TOKEN unset)"
+    )
+    print(
+        f"order API on http://{args.host}:{args.port} {where}; commands to Kafka at "
+        f"{settings.bootstrap_servers}, views from {settings.lake_dir}",
+        file=sys.stderr,
+    )
+    serve(settings, config, args.host, args.port)
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -462,7 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--snapshot-interval",
         type=_positive(int),
         default=10,
-        help="seconds between recovery snapshots",
+        help="whole seconds per epoch: between recovery snapshots, and between lake writes "
+        "(order_projection's rows become visible when one ends)",
     )
     p.add_argument(
         "--backup-interval", type=int, default=0, help="seconds of older snapshots to keep"
@@ -480,6 +498,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (overrides the env)")
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser(
+        "api",
+        help="serve the order API (commands to Kafka, views from the lake)",
+        description="POST /orders and /orders/{id}/pay|ship|deliver|cancel produce commands "
+        "to order-commands; GET /orders/{id} and /orders read order_view from the lake.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=_positive(int), default=8080, help="listen port (default 8080)")
+    p.add_argument(
+        "--lake", type=Path, default=None, help="default: STREAMHOUSE_LAKE_DIR or ./lake"
+    )
+    p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (overrides the env)")
+    p.set_defaults(handler=cmd_api)
 
     p = sub.add_parser(
         "demo",

@@ -57,13 +57,22 @@ class Warehouse:
             relation = self.con.read_parquet([str(f) for f in files])
         else:  # an empty table still has its columns, so queries over it work
             relation = self.con.from_arrow(pa.Table.from_pylist([], schema=tbl.schema))
-        relation.create_view(tbl.name)
+        relation.create_view(tbl.name, replace=True)
         if tbl.latest_view and tbl.version_column:
             self.con.execute(
-                f"CREATE VIEW {_quote(tbl.latest_view)} AS SELECT * FROM {_quote(tbl.name)} "
+                f"CREATE OR REPLACE VIEW {_quote(tbl.latest_view)} AS SELECT * FROM {_quote(tbl.name)} "
                 f"QUALIFY row_number() OVER (PARTITION BY {_quote(tbl.id_column)} "
                 f"ORDER BY {_quote(tbl.version_column)} DESC) = 1"
             )
+
+    def refresh(self, name: str) -> bool:
+        """Point `name`'s views at the files present now (a long-lived reader's view of a
+        lake that flows keep writing); True when the file list changed."""
+        files = self.lake.data_files(name)
+        if files == self.files.get(name):
+            return False
+        self._create_view(TABLES[name])
+        return True
 
     def sql(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
         return self.con.sql(query, params=params or None).to_arrow_table()

@@ -247,9 +247,73 @@ USER_RECOMMENDATIONS = Table(
     description="recommended items per user, one row per change; basis: co-views or trending",
 )
 
+ORDER_ITEM = pa.struct([("sku", pa.string()), ("qty", pa.int64()), ("unit_price", pa.float64())])
+STATUS_CHANGE = pa.struct(
+    [("status", pa.string()), ("version", pa.int64()), ("at", TS), ("event_id", pa.string())]
+)
+
+ORDER_VIEW = Table(
+    "order_view",
+    _schema(
+        ("order_id", pa.string(), False),
+        ("version", pa.int64(), False),
+        ("status", pa.string(), False),
+        ("customer_id", pa.string(), False),
+        ("currency", pa.string(), False),
+        ("total", pa.float64(), False),
+        ("items", pa.list_(ORDER_ITEM), False),
+        ("created_at", TS, False),
+        ("updated_at", TS, False),
+        ("paid_amount", pa.float64(), True),
+        ("payment_method", pa.string(), True),
+        ("carrier", pa.string(), True),
+        ("cancel_reason", pa.string(), True),
+        ("history", pa.list_(STATUS_CHANGE), False),
+        ("last_event_id", pa.string(), False),
+    ),
+    # An order's rows all fall in the date it was created: one partition per order.
+    partition_by="created_at",
+    id_column="order_id",
+    version_column="version",
+    description="order read model change log, one row per applied event; order_view_latest is current",
+)
+
+ORDER_STATUS_HISTORY = Table(
+    "order_status_history",
+    _schema(
+        ("order_id", pa.string(), False),
+        ("version", pa.int64(), False),
+        ("status", pa.string(), False),
+        ("at", TS, False),
+        ("event_id", pa.string(), False),
+    ),
+    partition_by="at",
+    id_column="event_id",
+    description="every status an order entered, with its version and event time (order_projection)",
+)
+
+ORDER_REJECTIONS = Table(
+    "order_rejections",
+    _schema(
+        ("rejection_id", pa.string(), False),
+        ("ts", TS, False),
+        ("order_id", pa.string(), False),
+        ("command_id", pa.string(), False),
+        ("command_type", pa.string(), False),
+        ("reason", pa.string(), False),
+        ("status", pa.string(), True),
+    ),
+    partition_by="ts",
+    id_column="rejection_id",
+    description="commands the order state machine refused, with the reason (order_commands)",
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
+        ORDER_VIEW,
+        ORDER_STATUS_HISTORY,
+        ORDER_REJECTIONS,
         ORDER_STATS_MINUTE,
         USER_ACTIVITY_5M,
         ERROR_COUNTS_MINUTE,

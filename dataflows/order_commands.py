@@ -1,0 +1,101 @@
+"""order_commands: the CQRS write side. Commands in, validated events out.
+
+    order-commands ─► decode ─┬─► dead letters ─► lake dead_letters, order-commands.dlq
+                              └─► key by order_id ─► order aggregate (state machine,
+                                  recoverable state, one per order)
+                                   ─┬─► accepted: events ─► Kafka order-events
+                                    ├─► rejected: reasons ─► Kafka order-rejections, lake order_rejections
+                                    └─► re-delivered command_id: nothing
+
+The aggregate is `models.order_state.OrderState`. Events derive their id, time
+and version from the command and the order's past only, so a replay after a
+crash re-emits identical events (Kafka output is at-least-once; the projection
+ignores versions it has applied).
+
+Run it: `streamhouse run order_commands` or `python -m bytewax.run dataflows.order_commands:flow`.
+"""
+
+from __future__ import annotations
+
+import bytewax.operators as op
+import msgspec
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+
+from dataflows.decode import TopicDecoder
+from dataflows.messages import DeadLetter, MessageBatch
+from dataflows.outputs import Outputs
+from models.base import Event
+from models.codec import encode
+from models.order_state import OrderRejected, OrderState
+from models.orders import OrderCommand
+from models.topics import ORDER_COMMANDS, ORDER_EVENTS, ORDER_REJECTIONS
+from sinks.kafka import KafkaMessage
+from warehouse.tables import ORDER_REJECTIONS as REJECTIONS_TABLE
+
+FLOW = "order_commands"
+INPUT_TOPICS = (ORDER_COMMANDS,)
+
+
+def decide(
+    state: OrderState | None, command: OrderCommand
+) -> tuple[OrderState, Event | OrderRejected | None]:
+    """One command against its order's state: the new state and what it produced."""
+    state = state or OrderState(order_id=command.order_id)
+    return state, state.handle(command)  # type: ignore[arg-type]
+
+
+def event_message(event: Event) -> KafkaMessage:
+    return KafkaMessage(ORDER_EVENTS, event.key().encode(), encode(event))
+
+
+def rejection_message(rejection: OrderRejected) -> KafkaMessage:
+    return KafkaMessage(
+        ORDER_REJECTIONS, rejection.order_id.encode(), msgspec.json.encode(rejection)
+    )
+
+
+def rejection_row(rejection: OrderRejected) -> dict[str, object]:
+    return msgspec.structs.asdict(rejection)
+
+
+def build(source: Source[MessageBatch], outputs: Outputs) -> Dataflow:
+    flow = Dataflow(FLOW)
+    batches = op.input("order_commands", flow, source)
+    decoded = op.flat_map("decode", batches, TopicDecoder(FLOW, INPUT_TOPICS))
+    commands = op.branch("split_dead_letters", decoded, lambda x: not isinstance(x, DeadLetter))
+    outputs.dead_letters(commands.falses, writer=FLOW)  # type: ignore[arg-type]
+    by_order = op.key_on("by_order", commands.trues, lambda c: c.order_id)  # type: ignore[union-attr]
+    results = op.stateful_map("order_aggregate", by_order, decide)
+    produced = op.filter_value("drop_redeliveries", results, lambda r: r is not None)
+    outcome = op.branch("accepted_or_rejected", produced, lambda kv: isinstance(kv[1], Event))
+    outputs.to_topic(
+        "events", op.map_value("event_message", outcome.trues, event_message), ORDER_EVENTS
+    )
+    outputs.to_topic(
+        "rejections",
+        op.map_value("rejection_message", outcome.falses, rejection_message),
+        ORDER_REJECTIONS,
+    )
+    outputs.to_table(
+        "rejection_rows",
+        op.map_value("rejection_row", outcome.falses, rejection_row),
+        REJECTIONS_TABLE,
+        writer=FLOW,
+    )
+    return flow
+
+
+def flow_from_env() -> Dataflow:
+    from dataflows.runtime import outputs_from_env, source_from_env
+    from streamhouse.config import from_env
+
+    settings = from_env()
+    return build(source_from_env(settings, INPUT_TOPICS), outputs_from_env(settings))
+
+
+def __getattr__(name: str) -> Dataflow:
+    """`python -m bytewax.run dataflows.order_commands:flow` builds the flow from the environment."""
+    if name == "flow":
+        return flow_from_env()
+    raise AttributeError(name)

@@ -1,0 +1,90 @@
+"""The query side of the order API: `order_view` in the lake, read through DuckDB.
+
+One sandboxed `Warehouse` (warehouse/query.py) lives as long as the API. Its
+`order_view` points at the lake's files as they were at the last refresh; a
+request refreshes it when the last listing is older than `refresh_s`, so a view
+the projection just landed is visible within that time, and a burst of reads
+lists the folder once. Queries take their values as bound parameters, never as
+SQL text. DuckDB work runs on worker threads (one cursor each), off the event loop.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import duckdb
+
+from warehouse.lake import Lake
+from warehouse.query import Warehouse
+from warehouse.tables import ORDER_REJECTIONS, ORDER_VIEW
+
+VIEW = ORDER_VIEW.name
+LATEST_BY_ID = f"""
+SELECT * EXCLUDE (last_event_id) FROM {VIEW} WHERE order_id = $order_id
+ORDER BY version DESC LIMIT 1
+"""
+PAGE = f"""
+SELECT * EXCLUDE (last_event_id, items, history) FROM {VIEW}
+WHERE $customer_id IS NULL OR customer_id = $customer_id
+QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY version DESC) = 1
+     AND ($status IS NULL OR status = $status)
+ORDER BY updated_at DESC, order_id
+LIMIT $limit
+"""
+REJECTIONS = f"""
+SELECT command_id, command_type, reason, status, ts FROM {ORDER_REJECTIONS.name}
+WHERE order_id = $order_id ORDER BY ts, rejection_id
+"""
+
+
+class OrderReader:
+    def __init__(self, lake: Lake, refresh_s: float = 0.25) -> None:
+        self.lake = lake
+        self.refresh_s = refresh_s
+        self._warehouse = Warehouse(lake)
+        self._lock = threading.Lock()
+        self._listed_at = time.monotonic()
+        self._local = threading.local()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._warehouse.con.cursor()
+        return cursor
+
+    def _fresh(self) -> None:
+        if time.monotonic() - self._listed_at < self.refresh_s:
+            return
+        with self._lock:
+            if time.monotonic() - self._listed_at < self.refresh_s:
+                return
+            self._warehouse.refresh(VIEW)
+            self._warehouse.refresh(ORDER_REJECTIONS.name)
+            self._listed_at = time.monotonic()
+
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        self._fresh()
+        return self._cursor().execute(sql, params).to_arrow_table().to_pylist()
+
+    def order(self, order_id: str) -> dict[str, Any] | None:
+        """The current view of one order, with the commands it rejected; None if unknown."""
+        rows = self._rows(LATEST_BY_ID, {"order_id": order_id})
+        if not rows:
+            return None
+        view = rows[0]
+        view["rejections"] = self._rows(REJECTIONS, {"order_id": order_id})
+        return view
+
+    def page(self, customer_id: str | None, status: str | None, limit: int) -> list[dict[str, Any]]:
+        """The newest-updated orders, filtered by customer and current status."""
+        return self._rows(PAGE, {"customer_id": customer_id, "status": status, "limit": limit})
+
+    def readable(self) -> bool:
+        root = self.lake.root
+        return root.is_dir() and os.access(root, os.R_OK | os.X_OK)
+
+    def close(self) -> None:
+        self._warehouse.close()

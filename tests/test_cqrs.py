@@ -1,0 +1,373 @@
+"""The CQRS round trip over real parts: the API (`streamhouse api`, a real socket) produces
+commands to a real broker, `streamhouse run order_commands` turns them into events,
+`streamhouse run order_projection` lands the view in the lake, and GET reads it back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import Producer
+from helpers import read_all
+
+from models.topics import METRICS_EVENTS, ORDER_COMMANDS, ORDER_EVENTS, ORDER_REJECTIONS
+from streamhouse.topics import create_topics
+from warehouse.lake import Lake
+from warehouse.query import Warehouse
+
+CLI = str(Path(sys.executable).parent / "streamhouse")
+TOKEN = "test-token-9f2c"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ITEMS = [
+    {"sku": "p-00001", "qty": 2, "unit_price": 10.5},
+    {"sku": "p-00002", "qty": 1, "unit_price": 3.0},
+]
+VISIBLE_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, bootstrap: str, prefix: str, lake: Path, base: str) -> None:
+        self.bootstrap, self.prefix, self.lake, self.base = bootstrap, prefix, lake, base
+        self.http = httpx.Client(base_url=base, headers=AUTH, timeout=30)
+
+    def wait_for(self, order_id: str, check: Any = lambda v: True) -> dict[str, Any]:
+        """GET the order until `check(view)` holds."""
+        deadline = time.monotonic() + VISIBLE_S
+        last = None
+        while time.monotonic() < deadline:
+            r = self.http.get(f"/orders/{order_id}")
+            if r.status_code == 200:
+                last = r.json()
+                if check(last):
+                    return last
+            else:
+                assert r.status_code == 404, r.text
+            time.sleep(0.2)
+        raise AssertionError(f"order {order_id} never reached the expected view; last: {last}")
+
+    def create(self, **extra: Any) -> str:
+        r = self.http.post("/orders", json={"customer_id": "c-1", "items": ITEMS, **extra})
+        assert r.status_code == 202, r.text
+        assert r.headers["location"] == f"/orders/{r.json()['order_id']}"
+        return r.json()["order_id"]
+
+    def sql(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        with Warehouse(Lake(self.lake)) as wh:
+            return wh.sql(query, params).to_pylist()
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    prefix = f"cqrs{os.getpid()}-"
+    create_topics({"bootstrap.servers": kafka_bootstrap}, 3, 1, prefix)
+    lake = tmp_path_factory.mktemp("cqrs") / "lake"
+    port = free_port()
+    env = {
+        **os.environ,
+        "STREAMHOUSE_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "STREAMHOUSE_TOPIC_PREFIX": prefix,
+        "STREAMHOUSE_LAKE_DIR": str(lake),
+        "STREAMHOUSE_API_TOKEN": TOKEN,
+        "STREAMHOUSE_API_MAX_BODY_BYTES": "65536",
+    }
+    logs = tmp_path_factory.mktemp("cqrs-logs")
+    procs = []
+    for name, command in {
+        "order_commands": [CLI, "run", "order_commands", "--snapshot-interval", "1"],
+        "order_projection": [CLI, "run", "order_projection", "--snapshot-interval", "1"],
+        "api": [CLI, "api", "--port", str(port)],
+    }.items():
+        out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        procs.append((name, subprocess.Popen(command, env=env, stdout=out, stderr=out), out))
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(base + "/readyz", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        for name, proc, _ in procs:
+            assert proc.poll() is None, (
+                f"{name} exited:\n{(logs / f'{name}.log').read_text()[-3000:]}"
+            )
+        assert time.monotonic() < deadline, "the API never became ready"
+        time.sleep(0.2)
+    try:
+        yield Stack(kafka_bootstrap, prefix, lake, base)
+    finally:
+        for name, proc, out in procs:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            out.close()
+            assert proc.returncode in (0, -15, 143), (
+                f"{name} ended with {proc.returncode}:\n{(logs / f'{name}.log').read_text()[-3000:]}"
+            )
+
+
+def test_round_trip_create_pay_ship_shows_each_step_with_history(stack: Stack) -> None:
+    order_id = stack.create()
+    view = stack.wait_for(order_id)
+    assert view["status"] == "created" and view["version"] == 1
+    assert view["total"] == 24.0 and view["customer_id"] == "c-1"
+    assert [i["sku"] for i in view["items"]] == ["p-00001", "p-00002"]
+
+    r = stack.http.post(f"/orders/{order_id}/pay", json={"amount": 24.0, "payment_method": "card"})
+    assert r.status_code == 202, r.text
+    view = stack.wait_for(order_id, lambda v: v["version"] >= 2)
+    assert view["status"] == "paid" and view["paid_amount"] == 24.0
+
+    assert stack.http.post(f"/orders/{order_id}/ship", json={"carrier": "dhl"}).status_code == 202
+    view = stack.wait_for(order_id, lambda v: v["version"] >= 3)
+    assert view["status"] == "shipped" and view["carrier"] == "dhl"
+    assert [(h["status"], h["version"]) for h in view["history"]] == [
+        ("created", 1),
+        ("paid", 2),
+        ("shipped", 3),
+    ]
+    assert view["rejections"] == []
+    page = stack.http.get("/orders", params={"customer_id": "c-1", "status": "shipped"}).json()
+    assert order_id in [o["order_id"] for o in page["orders"]]
+
+
+def test_illegal_transition_is_rejected_with_a_reason_and_the_view_is_unchanged(
+    stack: Stack,
+) -> None:
+    order_id = stack.create()
+    stack.wait_for(order_id)
+    assert (
+        stack.http.post(f"/orders/{order_id}/cancel", json={"reason": "changed mind"}).status_code
+        == 202
+    )
+    before = stack.wait_for(order_id, lambda v: v["status"] == "cancelled")
+    assert before["cancel_reason"] == "changed mind"
+    assert stack.http.post(f"/orders/{order_id}/ship", json={}).status_code == 202
+    after = stack.wait_for(order_id, lambda v: v["rejections"])
+    assert after["rejections"][0]["command_type"] == "ship_order"
+    assert "not allowed in status cancelled" in after["rejections"][0]["reason"]
+    after.pop("rejections"), before.pop("rejections")
+    assert after == before
+    rejections = [
+        json.loads(m.value()) for m in read_all(stack.bootstrap, stack.prefix + ORDER_REJECTIONS)
+    ]
+    assert any(r["order_id"] == order_id for r in rejections)
+
+
+def test_duplicate_commands_and_events_change_nothing(stack: Stack) -> None:
+    key = {"Idempotency-Key": "retry-me-1", **AUTH}
+    body = {"customer_id": "c-dup", "items": ITEMS}
+    first = stack.http.post("/orders", json=body, headers=key)
+    again = stack.http.post("/orders", json=body, headers=key)
+    assert first.status_code == again.status_code == 202
+    assert first.json() == again.json()
+    order_id = first.json()["order_id"]
+    pay = {"Idempotency-Key": "retry-pay-1", **AUTH}
+    for _ in range(2):
+        assert (
+            stack.http.post(
+                f"/orders/{order_id}/pay", json={"amount": 24.0}, headers=pay
+            ).status_code
+            == 202
+        )
+    stack.wait_for(order_id, lambda v: v["version"] >= 2)
+    commands = [
+        m
+        for m in read_all(stack.bootstrap, stack.prefix + ORDER_COMMANDS)
+        if m.key() == order_id.encode()
+    ]
+    assert len(commands) == 2, "the retried requests produced a second command"
+
+    # Re-deliver the commands and the events themselves, as at-least-once producers may.
+    events = [
+        m
+        for m in read_all(stack.bootstrap, stack.prefix + ORDER_EVENTS)
+        if m.key() == order_id.encode()
+    ]
+    assert [json.loads(m.value())["version"] for m in events] == [1, 2]
+    producer = Producer({"bootstrap.servers": stack.bootstrap})
+    for m in commands:
+        producer.produce(m.topic(), m.value(), m.key(), headers=m.headers())
+    for m in reversed(events):  # older version after the newer one too
+        producer.produce(m.topic(), m.value(), m.key(), headers=m.headers())
+    assert producer.flush(30) == 0
+    # A marker order sent after the duplicates: once its view is visible, they were processed.
+    marker = stack.create()
+    stack.wait_for(marker)
+    time.sleep(1.5)
+    view = stack.wait_for(order_id)
+    assert view["version"] == 2 and view["status"] == "paid"
+    events = [
+        m
+        for m in read_all(stack.bootstrap, stack.prefix + ORDER_EVENTS)
+        if m.key() == order_id.encode()
+    ]
+    assert len(events) == 4, "a re-delivered command produced a new event"
+    rows = stack.sql(
+        "SELECT version, count(*) AS n FROM order_view WHERE order_id = $id GROUP BY ALL ORDER BY 1",
+        {"id": order_id},
+    )
+    assert rows == [{"version": 1, "n": 1}, {"version": 2, "n": 1}]
+    history = stack.sql(
+        "SELECT status FROM order_status_history WHERE order_id = $id ORDER BY version",
+        {"id": order_id},
+    )
+    assert [h["status"] for h in history] == ["created", "paid"]
+
+
+def test_a_thousand_concurrent_posts_each_appear_exactly_once(stack: Stack) -> None:
+    async def post_all() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=200)
+        async with httpx.AsyncClient(
+            base_url=stack.base, headers=AUTH, limits=limits, timeout=60
+        ) as client:
+            return await asyncio.gather(
+                *(
+                    client.post("/orders", json={"customer_id": "c-burst", "items": ITEMS[:1]})
+                    for _ in range(1000)
+                )
+            )
+
+    responses = asyncio.run(post_all())
+    assert [r.status_code for r in responses] == [202] * 1000
+    ids = {r.json()["order_id"] for r in responses}
+    assert len(ids) == 1000
+    deadline = time.monotonic() + VISIBLE_S
+    while True:
+        rows = stack.sql(
+            "SELECT order_id, count(*) AS n FROM order_view WHERE customer_id = 'c-burst' GROUP BY ALL"
+        )
+        if len(rows) >= 1000 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert {r["order_id"] for r in rows} == ids
+    assert all(r["n"] == 1 for r in rows)
+    page = stack.http.get("/orders", params={"customer_id": "c-burst", "limit": 1000}).json()
+    assert page["count"] == 1000 and {o["order_id"] for o in page["orders"]} == ids
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "says"),
+    [
+        ("POST", "/orders", {"items": ITEMS}, AUTH, 422, "customer_id"),
+        ("POST", "/orders", {"customer_id": "c", "items": []}, AUTH, 422, "$.items"),
+        (
+            "POST",
+            "/orders",
+            {"customer_id": "c", "items": [{"sku": "a", "qty": "2", "unit_price": 1}]},
+            AUTH,
+            422,
+            "$.items[0].qty",
+        ),
+        (
+            "POST",
+            "/orders",
+            {"customer_id": "c", "items": ITEMS, "currency": "euro"},
+            AUTH,
+            422,
+            "$.currency",
+        ),
+        (
+            "POST",
+            "/orders",
+            {"customer_id": "c", "items": ITEMS, "coupon": "x"},
+            AUTH,
+            422,
+            "coupon",
+        ),
+        (
+            "POST",
+            "/orders",
+            {"customer_id": "c", "items": [{"sku": "a", "qty": 1, "unit_price": 1e300}]},
+            AUTH,
+            422,
+            "unit_price",
+        ),
+        ("POST", "/orders", b'{"customer_id": "c", "items": [', AUTH, 422, "not valid JSON"),
+        ("POST", "/orders", b"\xff\xfe", AUTH, 422, "not valid JSON"),
+        (
+            "POST",
+            "/orders",
+            b'{"customer_id": "' + b"x" * 70_000 + b'"}',
+            AUTH,
+            413,
+            "65536-byte limit",
+        ),
+        ("POST", "/orders/o-1/pay", {"amount": -5}, AUTH, 422, "$.amount"),
+        ("POST", "/orders/o-1/pay", {}, AUTH, 422, "amount"),
+        ("POST", "/orders/bad%20id/ship", {}, AUTH, 422, "order_id"),
+        ("POST", "/orders/o-1/refund", {}, AUTH, 404, "Not Found"),
+        ("GET", "/orders/o-never-created", None, AUTH, 404, "not known"),
+        ("GET", "/orders?limit=0", None, AUTH, 422, "limit"),
+        ("GET", "/orders?status=lost", None, AUTH, 422, "status"),
+        ("GET", "/orders?colour=red", None, AUTH, 422, "colour"),
+        ("POST", "/orders", {"customer_id": "c", "items": ITEMS}, {}, 401, "bearer token"),
+        ("GET", "/orders/o-1", None, {"Authorization": "Bearer wrong"}, 401, "bearer token"),
+        ("DELETE", "/orders/o-1", None, AUTH, 405, "Method Not Allowed"),
+    ],
+)
+def test_bad_requests_get_their_status_and_a_useful_message(
+    stack: Stack, method: str, path: str, body: Any, headers: dict, status: int, says: str
+) -> None:
+    content = body if isinstance(body, bytes) else None
+    json_body = None if isinstance(body, bytes) else body
+    r = httpx.request(method, stack.base + path, json=json_body, content=content, headers=headers)
+    assert r.status_code == status, r.text
+    assert says in r.text, r.text
+    assert "error" in r.json()
+    if status == 401:
+        assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_an_idempotency_key_reused_for_another_request_is_refused(stack: Stack) -> None:
+    key = {"Idempotency-Key": "reuse-1", **AUTH}
+    assert (
+        stack.http.post(
+            "/orders", json={"customer_id": "c-a", "items": ITEMS}, headers=key
+        ).status_code
+        == 202
+    )
+    r = stack.http.post("/orders", json={"customer_id": "c-b", "items": ITEMS}, headers=key)
+    assert r.status_code == 422 and "different request" in r.text
+
+
+def test_the_api_publishes_its_own_request_metrics(stack: Stack) -> None:
+    stack.http.get("/orders/o-metrics-probe")
+    stack.http.get("/healthz")
+    deadline = time.monotonic() + 30
+    while True:
+        events = [
+            json.loads(m.value()) for m in read_all(stack.bootstrap, stack.prefix + METRICS_EVENTS)
+        ]
+        routes = {(e["service"], e["method"], e["route"], e["status"]) for e in events}
+        if (
+            "orders-api",
+            "GET",
+            "/orders/{order_id}",
+            404,
+        ) in routes or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert ("orders-api", "GET", "/orders/{order_id}", 404) in routes
+    assert ("orders-api", "POST", "/orders", 202) in routes
+    assert ("orders-api", "GET", "/healthz", 200) in routes
+    assert all(e["duration_ms"] >= 0 for e in events)
