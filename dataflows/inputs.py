@@ -10,6 +10,8 @@ nothing is committed to Kafka consumer groups.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 
@@ -142,21 +144,22 @@ class _KafkaPartition(StatefulSourcePartition[MessageBatch, int]):
         until_eof: bool,
         logical_topic: str,
     ) -> None:
-        self._topic, self._partition, self._batch_size = logical_topic, partition, batch_size
-        self._consumer = Consumer(dict(config))
+        self._topic, self._partition = logical_topic, partition
+        consumer = Consumer(dict(config))
         start = OFFSET_BEGINNING if resume_offset is None else resume_offset
-        self._consumer.assign([TopicPartition(topic, partition, start)])
+        consumer.assign([TopicPartition(topic, partition, start)])
         self._next_offset = resume_offset
         self._end: int | None = None
         if until_eof:
-            _, self._end = self._consumer.get_watermark_offsets(
+            _, self._end = consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), timeout=30.0
             )
+        self._prefetch = _Prefetcher(consumer, batch_size)
 
     def next_batch(self) -> Iterable[MessageBatch]:
         if self._end is not None and (self._next_offset or 0) >= self._end:
             raise StopIteration
-        messages = self._consumer.consume(self._batch_size, timeout=0.1)
+        messages = self._prefetch.next(timeout_s=0.1)
         if not messages:
             return []
         if any(m.error() for m in messages):
@@ -185,12 +188,58 @@ class _KafkaPartition(StatefulSourcePartition[MessageBatch, int]):
         return kept
 
     def next_awake(self) -> None:
-        return None  # consume() already waits up to its timeout
+        return None  # next_batch already waits up to its timeout
 
     def snapshot(self) -> int | None:
         return self._next_offset
 
     def close(self) -> None:
+        self._prefetch.close()
+
+
+class _Prefetcher:
+    """Consumes on a thread of its own, up to `depth` polls ahead of the flow.
+
+    Turning librdkafka's messages into Python objects costs ~1 µs a message with
+    the GIL held; the flow's columnar steps spend most of their time in polars with
+    the GIL released. On a thread of its own, the next poll overlaps the work on the
+    last one. Positions are unaffected: the partition counts a message as read only
+    when `next` hands it downstream, so what was prefetched and not yet handed over
+    at a snapshot is read again after a restart.
+    """
+
+    def __init__(self, consumer: Consumer, batch_size: int, depth: int = 2) -> None:
+        self._consumer, self._batch_size = consumer, batch_size
+        self._ready: queue.Queue[list[Message] | BaseException] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="kafka-prefetch")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                messages = self._consumer.consume(self._batch_size, timeout=0.1)
+                while messages and not self._stop.is_set():
+                    try:
+                        self._ready.put(messages, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as e:  # handed to the flow's thread, which raises it
+            self._ready.put(e)
+
+    def next(self, timeout_s: float) -> list[Message]:
+        try:
+            got = self._ready.get(timeout=timeout_s)
+        except queue.Empty:
+            return []
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
         self._consumer.close()
 
 

@@ -22,8 +22,9 @@ idle the watermark moves on with the wall clock, so windows close without new
 data. With a frozen clock (tests, replays) only event time counts.
 
 **Duplicates** (same `event_id` in one window) count once: each shard keeps the
-64-bit hashes of the ids of its open windows (collision odds for 10 M ids in
-one window: ~3e-6), and drops them when the window closes.
+64-bit hashes of the ids of its open windows as a polars frame (16 bytes an id;
+collision odds for 10 M ids in one window: ~3e-6), checks held events against
+it when it folds them into partials, and drops a window's hashes when it closes.
 
 **State** is the partials frame, the id hashes of open windows and the
 per-source watermarks: small per key, never a list of events.
@@ -39,6 +40,7 @@ from typing import Any
 import bytewax.operators as op
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute  # Arrow casts import it lazily: at start-up, not at the first window
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulLogic
 
@@ -50,6 +52,9 @@ WINDOW = "_window"
 """Window number: window start = EPOCH + WINDOW * length."""
 DUPS = "_duplicates"
 DUP_FLAG = "_repeated"
+SEEN = "_seen"
+_MIX = 0x9E3779B97F4A7C15
+"""Mixes the window number into an id's hash: one id in two windows is two entries."""
 PENDING_ROWS = 250_000
 """Events a shard holds before folding them into its partials."""
 HASH_SEED = 0x5EED
@@ -258,7 +263,8 @@ class SourceWatermarks:
 class ShardState:
     partials: pl.DataFrame | None = None
     pending: list[pl.DataFrame] = field(default_factory=list)
-    seen_ids: dict[int, set[int]] = field(default_factory=dict)
+    seen_ids: pl.DataFrame | None = None
+    """Open windows' id hashes: `_window` and `_seen` (the id's hash mixed with its window)."""
     watermarks: SourceWatermarks | None = None
     open_from: int = NEVER
     """Windows below this number are closed: their rows are out."""
@@ -316,63 +322,45 @@ class _ShardLogic(StatefulLogic[Slice, tuple[str, pa.Table], ShardState]):
         self._consolidate()
         return ShardState(
             partials=s.partials,
-            seen_ids={w: set(ids) for w, ids in s.seen_ids.items()},
+            seen_ids=s.seen_ids,  # frames are immutable: sharing is a copy
             watermarks=self.marks.copy(),
             open_from=s.open_from,
         )
 
     # the work
     def _add(self, events: pl.DataFrame) -> None:
-        """Mark repeated ids and hold the events; they become partials in `_consolidate`,
-        many batches at once (one group-by over them instead of one per batch)."""
-        dup_mask = self._duplicates(events[WINDOW], events[self.agg.id_column].hash(HASH_SEED))
-        self.state.pending.append(events.with_columns(dup_mask.alias(DUP_FLAG)))
+        """Hold the events; they become partials in `_consolidate`, many batches at once
+        (one group-by and one duplicate check over them instead of one per batch)."""
+        self.state.pending.append(events)
         pending = sum(p.height for p in self.state.pending)
         held = 0 if self.state.partials is None else self.state.partials.height
         if pending > max(PENDING_ROWS, held):
             self._consolidate()
 
-    def _duplicates(self, windows: pl.Series, hashes: pl.Series) -> pl.Series:
-        """True for each event whose id its window has seen: earlier in this batch or before.
-
-        Set operations run in C; a row-by-row look happens only in a window that has
-        seen one of the batch's ids before."""
-        in_window = hashes ^ (windows.cast(pl.UInt64) * 0x9E3779B97F4A7C15)
-        repeated = ~in_window.is_first_distinct()
-        seen_ids = self.state.seen_ids
-        window_list = windows.unique(maintain_order=True).to_list()
-        if len(window_list) == 1:
-            groups = [(window_list[0], hashes.to_list(), None)]
-        else:
-            frame = pl.DataFrame({WINDOW: windows, "_h": hashes}).with_row_index("_i")
-            groups = [
-                (w, g["_h"].to_list(), g["_i"])
-                for (w,), g in frame.group_by(WINDOW, maintain_order=True)
-            ]
-        earlier = None
-        for window, batch_ids, index in groups:
-            ids = seen_ids.setdefault(window, set())
-            if not ids.isdisjoint(batch_ids):
-                before = pl.Series([h in ids for h in batch_ids], dtype=pl.Boolean)
-                if index is None:
-                    earlier = before
-                else:
-                    if earlier is None:
-                        earlier = pl.Series([False] * len(windows), dtype=pl.Boolean)
-                    earlier = earlier.scatter(index, before)
-            ids.update(batch_ids)
-        return repeated if earlier is None else repeated | earlier
-
     def _consolidate(self) -> None:
+        """Fold the pending events into the partials. An event is a duplicate when its id
+        came earlier in its window: earlier among the pending (arrival order), or in a
+        consolidation before (`seen_ids`). Both checks are hash lookups inside polars."""
         s = self.state
         if not s.pending:
             return
         events = pl.concat(s.pending, how="vertical_relaxed")
         s.pending = []
-        fresh, repeated = events.filter(~pl.col(DUP_FLAG)), events.filter(pl.col(DUP_FLAG))
+        key = (
+            pl.col(self.agg.id_column).hash(HASH_SEED) ^ (pl.col(WINDOW).cast(pl.UInt64) * _MIX)
+        ).alias(SEEN)
+        repeated = ~pl.col(SEEN).is_first_distinct()
+        if s.seen_ids is not None:
+            repeated |= pl.col(SEEN).is_in(s.seen_ids[SEEN].implode())
+        events = events.with_columns(key).with_columns(repeated.alias(DUP_FLAG))
+        fresh, repeated_rows = events.filter(~pl.col(DUP_FLAG)), events.filter(pl.col(DUP_FLAG))
+        seen = fresh.select(WINDOW, SEEN)
+        s.seen_ids = seen if s.seen_ids is None else pl.concat([s.seen_ids, seen])
         parts = [fresh.group_by(self.group).agg(*self.agg.partial, pl.lit(0, pl.Int64).alias(DUPS))]
-        if repeated.height:
-            parts.append(repeated.group_by(self.group).agg(pl.len().cast(pl.Int64).alias(DUPS)))
+        if repeated_rows.height:
+            parts.append(
+                repeated_rows.group_by(self.group).agg(pl.len().cast(pl.Int64).alias(DUPS))
+            )
         if s.partials is not None:
             parts.insert(0, s.partials)
         merged = pl.concat(parts, how="diagonal_relaxed")
@@ -389,9 +377,9 @@ class _ShardLogic(StatefulLogic[Slice, tuple[str, pa.Table], ShardState]):
         if close_below <= s.open_from:
             return []
         s.open_from = close_below
-        for w in [w for w in s.seen_ids if w < close_below]:
-            del s.seen_ids[w]
         self._consolidate()
+        if s.seen_ids is not None:
+            s.seen_ids = s.seen_ids.filter(pl.col(WINDOW) >= close_below)
         if s.partials is None:
             return []
         closed = s.partials.filter(pl.col(WINDOW) < close_below)
