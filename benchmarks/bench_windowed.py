@@ -160,9 +160,9 @@ def run_columnar(bootstrap: str, topic: str, events: int) -> tuple[float, float]
 
     from dataflows.decode import FrameDecoders
     from dataflows.inputs import KafkaBatchSource
-    from dataflows.runtime import tune_gc
     from dataflows.windowing import Clock, Frame, window_aggregate
     from sinks.lake import LakeSink
+    from streamhouse.process import tune_gc
     from warehouse.lake import Lake
 
     tune_gc()  # as `streamhouse run` does (dataflows/runtime.py)

@@ -159,33 +159,18 @@ class _KafkaPartition(StatefulSourcePartition[MessageBatch, int]):
     def next_batch(self) -> Iterable[MessageBatch]:
         if self._end is not None and (self._next_offset or 0) >= self._end:
             raise StopIteration
-        messages = self._prefetch.next(timeout_s=0.1)
+        messages, values = self._prefetch.next(timeout_s=0.1)
         if not messages:
             return []
-        if any(m.error() for m in messages):
-            messages = self._without_eof_markers(messages)
-            if not messages:
-                return []
         last = messages[-1].offset()
         if self._end is not None and last >= self._end:
-            messages = [m for m in messages if m.offset() < self._end]
+            keep = sum(1 for m in messages if m.offset() < self._end)
+            messages, values = messages[:keep], values[:keep]
             if not messages:
                 return []
             last = messages[-1].offset()
         self._next_offset = last + 1
-        values = [m.value() for m in messages]
         return [MessageBatch(self._topic, self._partition, values, messages)]
-
-    @staticmethod
-    def _without_eof_markers(messages: list[Message]) -> list[Message]:
-        kept = []
-        for m in messages:
-            if (error := m.error()) is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(error)
-            kept.append(m)
-        return kept
 
     def next_awake(self) -> None:
         return None  # next_batch already waits up to its timeout
@@ -210,7 +195,9 @@ class _Prefetcher:
 
     def __init__(self, consumer: Consumer, batch_size: int, depth: int = 2) -> None:
         self._consumer, self._batch_size = consumer, batch_size
-        self._ready: queue.Queue[list[Message] | BaseException] = queue.Queue(maxsize=depth)
+        self._ready: queue.Queue[tuple[list[Message], list[bytes | None]] | BaseException] = (
+            queue.Queue(maxsize=depth)
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="kafka-prefetch")
         self._thread.start()
@@ -219,20 +206,26 @@ class _Prefetcher:
         try:
             while not self._stop.is_set():
                 messages = self._consumer.consume(self._batch_size, timeout=0.1)
-                while messages and not self._stop.is_set():
+                if any(m.error() for m in messages):
+                    messages = _without_eof_markers(messages)
+                if not messages:
+                    continue
+                polled = (messages, [m.value() for m in messages])
+                while not self._stop.is_set():
                     try:
-                        self._ready.put(messages, timeout=0.1)
+                        self._ready.put(polled, timeout=0.1)
                         break
                     except queue.Full:
                         continue
         except BaseException as e:  # handed to the flow's thread, which raises it
             self._ready.put(e)
 
-    def next(self, timeout_s: float) -> list[Message]:
+    def next(self, timeout_s: float) -> tuple[list[Message], list[bytes | None]]:
+        """The next poll's messages and their values; empty when none came in time."""
         try:
             got = self._ready.get(timeout=timeout_s)
         except queue.Empty:
-            return []
+            return [], []
         if isinstance(got, BaseException):
             raise got
         return got
@@ -304,3 +297,14 @@ def topic_partitions(source: object, topics: Iterable[str]) -> list[str]:
     source that cannot tell (then windows wait only for the partitions heard from)."""
     listing = getattr(source, "topic_partitions", None)
     return listing(topics) if listing is not None else []
+
+
+def _without_eof_markers(messages: list[Message]) -> list[Message]:
+    kept = []
+    for m in messages:
+        if (error := m.error()) is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                continue
+            raise KafkaException(error)
+        kept.append(m)
+    return kept

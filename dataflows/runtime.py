@@ -8,7 +8,6 @@ with Kafka input or `STREAMHOUSE_KAFKA_OUTPUT=1`, in Kafka topics.
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -23,20 +22,11 @@ from dataflows.outputs import Outputs
 from dataflows.windowing import Clock
 from models.simulator import SimConfig
 from streamhouse.config import ConfigError, Settings, env_number
+from streamhouse.process import tune_gc
 from warehouse.lake import Lake
 
 INPUTS = ("kafka", "simulator")
-GC_THRESHOLDS = (100_000, 50, 1000)
-"""Python's default (700, 10, 10) runs a collection every 700 new container objects.
-A Kafka poll of 50 k messages makes 50 k of them, all alive until the batch is done, so the
-defaults spent ~25 % of the windowed flows' time in collections that free nothing
-(benchmarks/bench_windowed.py: 4.2 s -> 3.1 s for 1 M events). Dataflows make few reference
-cycles; these thresholds still collect them, far less often."""
 
-
-def tune_gc() -> None:
-    """Set the dataflow process's garbage-collection thresholds (GC_THRESHOLDS)."""
-    gc.set_threshold(*GC_THRESHOLDS)
 TRUE = {"1", "true", "yes", "on"}
 
 

@@ -239,6 +239,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cmd = run_command(args)
     print("+ " + " ".join(cmd), file=sys.stderr)
     proc = subprocess.Popen(cmd, env=env)
+    # A stop request to this command is one to the flow: forwarded, never leaving it orphaned.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: proc.send_signal(signum))
     try:
         return proc.wait()
     except KeyboardInterrupt:

@@ -96,20 +96,8 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         procs.append((name, subprocess.Popen(command, env=env, stdout=out, stderr=out), out))
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/readyz", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        for name, proc, _ in procs:
-            assert proc.poll() is None, (
-                f"{name} exited:\n{(logs / f'{name}.log').read_text()[-3000:]}"
-            )
-        assert time.monotonic() < deadline, "the API never became ready"
-        time.sleep(0.2)
     try:
+        wait_until_ready(base, procs, logs)
         yield Stack(kafka_bootstrap, prefix, lake, base)
     finally:
         for name, proc, out in procs:
@@ -123,6 +111,22 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             assert proc.returncode in (0, -15, 143), (
                 f"{name} ended with {proc.returncode}:\n{(logs / f'{name}.log').read_text()[-3000:]}"
             )
+
+
+def wait_until_ready(base: str, procs: list, logs: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(base + "/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        for name, proc, _ in procs:
+            assert proc.poll() is None, (
+                f"{name} exited:\n{(logs / f'{name}.log').read_text()[-3000:]}"
+            )
+        assert time.monotonic() < deadline, "the API never became ready"
+        time.sleep(0.2)
 
 
 def test_round_trip_create_pay_ship_shows_each_step_with_history(stack: Stack) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from warehouse.lake import COMPACTIONS, WRITER_FILE, Lake, LakeError
+from warehouse.lake import COMPACTIONS, SORTED_ROW_GROUP, WRITER_FILE, Lake, LakeError
 from warehouse.tables import table
 
 DEFAULT_SETTLE_S = 600.0
@@ -127,6 +127,9 @@ def compact(
         if len(settled) < min_files:
             continue
         data = pa.concat_tables([pq.read_table(f, schema=tbl.schema) for f in settled])
+        # Sorted by id (then version), so a lookup by id reads one small row group.
+        keys = [tbl.id_column, *([tbl.version_column] if tbl.version_column else [])]
+        data = data.sort_by([(k, "ascending") for k in keys])
         output_name = f"compact-{uuid.uuid4().hex}"
         journal = _journal_dir(lake, tbl.name) / f"{output_name}.json"
         output = partition / f"{output_name}.parquet"
@@ -139,7 +142,7 @@ def compact(
             },
         )
         try:
-            lake.write_file(data, output)
+            lake.write_file(data, output, row_group_size=SORTED_ROW_GROUP)
         except LakeError:
             journal.unlink(missing_ok=True)
             raise

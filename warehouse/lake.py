@@ -40,6 +40,9 @@ WRITERS = "_writers"
 COMMIT_HISTORY = 1000
 COMMIT_SPACING_S = 5.0
 PARQUET_OPTIONS = {"compression": "zstd", "row_group_size": 1 << 20}
+SORTED_ROW_GROUP = 1 << 14
+"""Row groups of files sorted by id (compaction output): small enough that a lookup of one
+id reads one group, the others skipped on their min/max statistics."""
 
 
 class LakeError(RuntimeError):
@@ -83,11 +86,14 @@ class Lake:
             written.append(self.write_file(part, folder / file_name))
         return written
 
-    def write_file(self, data: pa.Table, path: Path) -> Path:
+    def write_file(self, data: pa.Table, path: Path, row_group_size: int | None = None) -> Path:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        options = dict(PARQUET_OPTIONS)
+        if row_group_size is not None:
+            options["row_group_size"] = row_group_size
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(data, tmp, **PARQUET_OPTIONS)
+            pq.write_table(data, tmp, **options)
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, path)

@@ -37,10 +37,18 @@ def _quote(identifier: str) -> str:
 
 
 class Warehouse:
-    def __init__(self, lake: Lake | Path | str, threads: int | None = None) -> None:
+    def __init__(
+        self, lake: Lake | Path | str, threads: int | None = None, metadata_cache: bool = False
+    ) -> None:
+        """`metadata_cache` keeps Parquet footers between queries: for a long-lived reader
+        that looks up rows many times (the order API); DuckDB re-reads a file whose
+        modification time changed."""
         self.lake = lake if isinstance(lake, Lake) else Lake(lake)
         config: dict[str, Any] = {"threads": threads} if threads else {}
         self.con = duckdb.connect(":memory:", config=config)
+        if metadata_cache:  # a setting of the parquet extension: loaded first
+            self.con.execute("LOAD parquet")
+            self.con.execute("SET parquet_metadata_cache = true")
         # The lake path is the operator's setting, never query text; quoted as a literal.
         lake_literal = "'" + (str(self.lake.root) + "/").replace("'", "''") + "'"
         self.con.execute(f"SET allowed_directories = [{lake_literal}]")

@@ -17,6 +17,7 @@ from streamhouse.api.app import ApiConfig, OrderApi
 from streamhouse.api.reader import OrderReader
 from streamhouse.config import ConfigError, Settings
 from streamhouse.http_metrics import HttpMetricsMiddleware
+from streamhouse.process import tune_gc
 from warehouse.lake import Lake
 
 SERVICE = "orders-api"
@@ -48,6 +49,7 @@ def build_app(settings: Settings, config: ApiConfig) -> tuple[Any, AsyncProducer
 
 
 def serve(settings: Settings, config: ApiConfig, host: str, port: int) -> None:
+    tune_gc()  # as in the dataflows: collections every 700 objects showed in the API's p99
     app, producer, reader = build_app(settings, config)
     try:
         uvicorn.run(
