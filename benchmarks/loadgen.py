@@ -142,3 +142,32 @@ def run_load(
     except ImportError:  # pragma: no cover - uvloop is a dependency of the API
         runner = asyncio.run
     return runner(_drive(base, targets, rate, connections, keep_bodies))
+
+
+class Pool:
+    """Keep-alive connections shared by concurrent requests (for scenarios that mix
+    requests, such as POST then poll GET until visible)."""
+
+    def __init__(self, base: str, size: int) -> None:
+        url = urlsplit(base)
+        self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
+        self.size = size
+        self._free: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue()
+        )
+
+    async def open(self) -> None:
+        for _ in range(self.size):
+            self._free.put_nowait(await asyncio.open_connection(self.host, self.port))
+
+    async def request(self, target: Target) -> tuple[int, bytes]:
+        reader, writer = await self._free.get()
+        try:
+            writer.write(_request_bytes(target, f"{self.host}:{self.port}"))
+            return await _read_response(reader)
+        finally:
+            self._free.put_nowait((reader, writer))
+
+    def close(self) -> None:
+        while not self._free.empty():
+            self._free.get_nowait()[1].close()
