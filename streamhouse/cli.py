@@ -269,11 +269,12 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from streamhouse import demo
+    from streamhouse import demo, demo_cqrs
 
     config = _sim_config(args, from_env())
     result = demo.run(config, args.lake, show_progress=not args.quiet)  # type: ignore[arg-type]
     demo.report(result)
+    demo_cqrs.run(result.lake)
     return 0
 
 

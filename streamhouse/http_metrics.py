@@ -53,6 +53,9 @@ class HttpMetricsMiddleware:
         self.app, self.service, self.publish, self.topic = app, service, publish, topic
         self.published = 0
         self.refused = 0
+        """Events `publish` could not take (a full queue): counted here, logged there."""
+        self.unrecordable = 0
+        """Requests with a method outside the http_request schema's, not published."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,12 +76,15 @@ class HttpMetricsMiddleware:
             self._record(scope, status, (time.perf_counter() - started) * 1000)
 
     def _record(self, scope: Scope, status: int, duration_ms: float) -> None:
-        method = scope.get("method", "GET")
+        method = scope.get("method", "")
+        if method not in METHODS:  # TRACE, CONNECT, ...: no series of the contract fits them
+            self.unrecordable += 1
+            return
         event = HttpRequest(
             event_id=uuid.uuid4().hex,
             ts=datetime.now(UTC),
             service=self.service,
-            method=method if method in METHODS else "GET",
+            method=method,
             route=route_template(scope),
             status=min(max(status, 100), 599),
             duration_ms=min(duration_ms, 86_400_000.0),

@@ -51,6 +51,9 @@ def test_demo_shows_the_main_job_working() -> None:
     assert "| 2026-01-05 10:00 | EUR" in out
     assert "injected order drop" in out
     assert "dead letters" in out and "late events" in out
+    assert "CQRS round trip" in out
+    assert "created → paid → shipped" in out
+    assert "ship_order is not allowed in status cancelled" in out
 
 
 def test_simulate_to_files_writes_every_topic_and_labels(tmp_path: Path) -> None:
