@@ -126,7 +126,8 @@ def run(lake: Lake, out: TextIO = sys.stdout) -> dict[str, dict[str, Any]]:
                     "POST", "/orders", {"customer_id": customer, "items": ITEMS}
                 )
                 print(
-                    f"  POST /orders {'(' + customer + ')':<15} -> {status} {body['order_id']}", file=out
+                    f"  POST /orders {'(' + customer + ')':<15} -> {status} {body['order_id']}",
+                    file=out,
                 )
                 orders.append(body["order_id"])
             trip.catch_up()
