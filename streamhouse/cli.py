@@ -242,10 +242,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     # A stop request to this command is one to the flow: forwarded, never leaving it orphaned.
     signal.signal(signal.SIGTERM, lambda signum, _frame: proc.send_signal(signum))
     try:
-        return proc.wait()
+        code = proc.wait()
     except KeyboardInterrupt:
         proc.send_signal(signal.SIGINT)
-        return proc.wait()
+        code = proc.wait()
+    return 128 - code if code < 0 else code  # ended by a signal: the shell's 128 + N
 
 
 def cmd_api(args: argparse.Namespace) -> int:

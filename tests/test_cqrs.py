@@ -355,6 +355,7 @@ def test_an_idempotency_key_reused_for_another_request_is_refused(stack: Stack) 
 
 
 def test_the_api_publishes_its_own_request_metrics(stack: Stack) -> None:
+    stack.create()
     stack.http.get("/orders/o-metrics-probe")
     stack.http.get("/healthz")
     deadline = time.monotonic() + 30
