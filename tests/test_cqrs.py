@@ -100,16 +100,19 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         wait_until_ready(base, procs, logs)
         yield Stack(kafka_bootstrap, prefix, lake, base)
     finally:
-        for name, proc, out in procs:
+        for _name, proc, _out in procs:
             proc.terminate()
+        ended = {}
+        for name, proc, out in procs:
             try:
-                proc.wait(timeout=20)
+                ended[name] = proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.wait()
+                ended[name] = proc.wait()
             out.close()
-            assert proc.returncode in (0, -15, 143), (
-                f"{name} ended with {proc.returncode}:\n{(logs / f'{name}.log').read_text()[-3000:]}"
+        for name, code in ended.items():
+            assert code in (0, -15, 143), (
+                f"{name} ended with {code}:\n{(logs / f'{name}.log').read_text()[-3000:]}"
             )
 
 

@@ -24,11 +24,14 @@ from warehouse.query import Warehouse
 from warehouse.tables import ORDER_REJECTIONS, ORDER_VIEW
 
 VIEW = ORDER_VIEW.name
-VERSIONS_BY_ID = (
+COMPACTED = "order_view_compacted"
+VERSIONS_COMPACTED = f"SELECT * EXCLUDE (last_event_id) FROM {COMPACTED} WHERE order_id = $order_id"
+VERSIONS_RECENT = (
     "SELECT * EXCLUDE (last_event_id) FROM read_parquet($files) WHERE order_id = $order_id"
 )
-"""Every version of one order, from the files that can hold it: a handful of rows. Picking
-the newest here is cheaper than ORDER BY ... LIMIT 1, which DuckDB plans as a second scan."""
+"""Every version of one order: from the compacted files (a view bound once, pruned by
+statistics), and from the recent files that hold it. A handful of rows: picking the newest
+here is cheaper than ORDER BY ... LIMIT 1, which DuckDB plans as a second scan."""
 PAGE = f"""
 SELECT * EXCLUDE (last_event_id, items, history) FROM {VIEW}
 WHERE $customer_id IS NULL OR customer_id = $customer_id
@@ -79,7 +82,8 @@ class RecentFiles:
                 self._files_of.setdefault(order_id, []).append(str(f))
 
     def holding(self, order_id: str) -> list[str]:
-        return self.compacted + self._files_of.get(order_id, [])
+        """The recent files that hold this order."""
+        return self._files_of.get(order_id, [])
 
 
 class OrderReader:
@@ -89,7 +93,8 @@ class OrderReader:
         # One thread a query: a lookup reads one row group; requests run side by side.
         self._warehouse = Warehouse(lake, threads=1, metadata_cache=True)
         self._recent = RecentFiles()
-        self._recent.update(self._warehouse.files[VIEW])
+        self._compacted: list[str] | None = None
+        self._index(self._warehouse.files[VIEW])
         self._lock = threading.Lock()
         self._listed_at = time.monotonic()
         self._local = threading.local()
@@ -107,9 +112,16 @@ class OrderReader:
             if time.monotonic() - self._listed_at < self.refresh_s:
                 return
             if self._warehouse.refresh(VIEW):
-                self._recent.update(self._warehouse.files[VIEW])
+                self._index(self._warehouse.files[VIEW])
             self._warehouse.refresh(ORDER_REJECTIONS.name)
             self._listed_at = time.monotonic()
+
+    def _index(self, files: list[Path]) -> None:
+        self._recent.update(files)
+        compacted = self._recent.compacted
+        if compacted and compacted != self._compacted:
+            self._warehouse.con.read_parquet(compacted).create_view(COMPACTED, replace=True)
+        self._compacted = compacted
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         self._fresh()
@@ -120,10 +132,12 @@ class OrderReader:
     def order(self, order_id: str) -> dict[str, Any] | None:
         """The current view of one order, with the commands it rejected; None if unknown."""
         self._fresh()
-        files = self._recent.holding(order_id)
-        if not files:
-            return None
-        rows = self._rows(VERSIONS_BY_ID, {"files": files, "order_id": order_id})
+        rows = []
+        if self._compacted:
+            rows += self._rows(VERSIONS_COMPACTED, {"order_id": order_id})
+        recent = self._recent.holding(order_id)
+        if recent:
+            rows += self._rows(VERSIONS_RECENT, {"files": recent, "order_id": order_id})
         if not rows:
             return None
         view = max(rows, key=lambda row: row["version"])
