@@ -27,7 +27,7 @@ from streamhouse.api.server import KafkaBus
 from streamhouse.http_metrics import UNMATCHED, HttpMetricsMiddleware
 from warehouse.lake import Lake
 
-NOWHERE = {"bootstrap.servers": "127.0.0.1:9", "message.timeout.ms": 1500}
+NOWHERE = {"bootstrap.servers": "127.0.0.1:9", "message.timeout.ms": 1500, "log_level": 0}
 """Port 9 (discard) has no Kafka: nothing this client queues is ever delivered."""
 
 

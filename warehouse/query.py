@@ -48,7 +48,7 @@ class Warehouse:
         self.con = duckdb.connect(":memory:", config=config)
         if metadata_cache:  # a setting of the parquet extension: loaded first
             self.con.execute("LOAD parquet")
-            self.con.execute("SET parquet_metadata_cache = true")
+            self.con.execute("SET GLOBAL parquet_metadata_cache = true")  # cursors too
         # The lake path is the operator's setting, never query text; quoted as a literal.
         lake_literal = "'" + (str(self.lake.root) + "/").replace("'", "''") + "'"
         self.con.execute(f"SET allowed_directories = [{lake_literal}]")
