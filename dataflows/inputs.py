@@ -26,7 +26,7 @@ from confluent_kafka import (
 )
 
 from dataflows.messages import MessageBatch, RawMessage
-from models.simulator import SimConfig, SimRecord, Simulator
+from models.simulator import SimConfig, Simulator
 
 SIMULATOR_PARTITION = "simulator"
 
@@ -48,6 +48,25 @@ TUNED_CONSUMER: dict[str, str | int | bool] = {
 # --- simulator ------------------------------------------------------------------
 
 
+def simulated_messages(config: SimConfig) -> Iterator[RawMessage]:
+    """The simulation as messages, as if through a one-partition topic each: offsets count
+    per topic, the broker's time is the simulated emit time."""
+    offsets: dict[str, int] = {}
+    start_ms = int(config.start.timestamp() * 1000)
+    for record in Simulator(config).records():
+        offset = offsets.get(record.topic, 0)
+        offsets[record.topic] = offset + 1
+        yield RawMessage(
+            record.topic,
+            0,
+            offset,
+            record.key,
+            record.value,
+            record.headers,
+            start_ms + int(record.emit_s * 1000),
+        )
+
+
 class _SimulatorPartition(StatefulSourcePartition[MessageBatch, int]):
     """Replays the deterministic simulation; the snapshot is how many records were emitted."""
 
@@ -58,9 +77,7 @@ class _SimulatorPartition(StatefulSourcePartition[MessageBatch, int]):
         position: int,
         on_batch: Callable[[int], None] | None,
     ) -> None:
-        self._offsets: dict[str, int] = {}
-        self._start_ms = int(config.start.timestamp() * 1000)
-        self._records: Iterator[SimRecord] = Simulator(config).records()
+        self._messages = simulated_messages(config)
         self._batch_size = batch_size
         self._position = 0
         self._on_batch = on_batch
@@ -69,21 +86,7 @@ class _SimulatorPartition(StatefulSourcePartition[MessageBatch, int]):
                 break
 
     def _take(self, n: int) -> list[RawMessage]:
-        batch = []
-        for record in islice(self._records, n):
-            offset = self._offsets.get(record.topic, 0)
-            self._offsets[record.topic] = offset + 1
-            batch.append(
-                RawMessage(
-                    record.topic,
-                    0,
-                    offset,
-                    record.key,
-                    record.value,
-                    record.headers,
-                    self._start_ms + int(record.emit_s * 1000),
-                )
-            )
+        batch = list(islice(self._messages, n))
         self._position += len(batch)
         return batch
 
@@ -314,14 +317,24 @@ def _without_eof_markers(messages: list[Message]) -> list[Message]:
 
 
 class _MemoryPartition(StatefulSourcePartition[MessageBatch, int]):
-    def __init__(self, log: list[RawMessage], position: int) -> None:
+    def __init__(
+        self,
+        log: list[RawMessage],
+        position: int,
+        batch_size: int | None,
+        on_batch: Callable[[int], None] | None,
+    ) -> None:
         self._log, self._position = log, position
+        self._batch_size, self._on_batch = batch_size, on_batch
 
     def next_batch(self) -> Iterable[MessageBatch]:
         if self._position >= len(self._log):
             raise StopIteration
-        batch = self._log[self._position :]
+        end = len(self._log) if self._batch_size is None else self._position + self._batch_size
+        batch = self._log[self._position : end]
         self._position += len(batch)
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
         return MessageBatch.split(batch)
 
     def snapshot(self) -> int:
@@ -336,11 +349,16 @@ class MemorySource(FixedPartitionedSource[MessageBatch, int]):
     broker, with the API's commands and the command handler's events kept in lists.
     """
 
-    def __init__(self, log: list[RawMessage]) -> None:
-        self.log = log
+    def __init__(
+        self,
+        log: list[RawMessage],
+        batch_size: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.log, self.batch_size, self.on_batch = log, batch_size, on_batch
 
     def list_parts(self) -> list[str]:
         return ["memory"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _MemoryPartition:
-        return _MemoryPartition(self.log, resume_state or 0)
+        return _MemoryPartition(self.log, resume_state or 0, self.batch_size, self.on_batch)

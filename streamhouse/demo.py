@@ -1,6 +1,6 @@
 """`streamhouse demo`: simulated traffic in, a Parquet lake out, answers from DuckDB. No broker.
 
-Every dataflow reads the simulator in-process, one after the other: land_events
+The simulator runs once; every dataflow reads its messages in-process, one after the other: land_events
 lands every valid event in `events`; order_stats, user_activity, log_alerts and
 api_metrics window their topics; behavior_etl merges three topics into records,
 summaries and recommendations; all dead-letter what they cannot decode. The report
@@ -31,7 +31,7 @@ from dataflows import (
     order_stats,
     user_activity,
 )
-from dataflows.inputs import SimulatorSource
+from dataflows.inputs import MemorySource, simulated_messages
 from dataflows.outputs import Outputs
 from dataflows.windowing import Clock
 from models.simulator import SimConfig, Simulator
@@ -64,6 +64,19 @@ def run(config: SimConfig, lake_dir: Path, *, show_progress: bool = True) -> Dem
     result = DemoResult(lake=lake, simulator=Simulator(config))
     outputs = Outputs(lake=lake)
     clock = Clock(timedelta(seconds=config.allowed_lateness_s))
+    # Simulated once and replayed to each flow, as a topic is: results do not depend on
+    # batching (tests/test_properties.py), and the simulator is the slow part.
+    messages = list(
+        tqdm(
+            simulated_messages(config),
+            total=result.simulator.expected_records(),
+            unit="rec",
+            unit_scale=True,
+            desc="simulate",
+            disable=not show_progress,
+            mininterval=0.5,
+        )
+    )
     flows = (
         ("land_events", lambda source: land_events.build(source, outputs)),
         ("order_stats", lambda source: order_stats.build(source, outputs, clock)),
@@ -88,7 +101,7 @@ def run(config: SimConfig, lake_dir: Path, *, show_progress: bool = True) -> Dem
                 read += n
                 bar.update(n)
 
-            run_main(build(SimulatorSource(config, on_batch=progressed)))
+            run_main(build(MemorySource(messages, batch_size=5_000, on_batch=progressed)))
             result.records = read
     return result
 

@@ -13,24 +13,14 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
+from dataflows import inputs
 from dataflows.messages import MessageBatch, RawMessage
 from models.codec import BatchDecoder
-from models.simulator import SimConfig, Simulator
+from models.simulator import SimConfig
 
 
 def simulated_messages(config: SimConfig) -> list[RawMessage]:
-    start_ms = int(config.start.timestamp() * 1000)
-    offsets: dict[str, int] = {}
-    out = []
-    for r in Simulator(config).records():
-        offset = offsets.get(r.topic, 0)
-        offsets[r.topic] = offset + 1
-        out.append(
-            RawMessage(
-                r.topic, 0, offset, r.key, r.value, r.headers, start_ms + int(r.emit_s * 1000)
-            )
-        )
-    return out
+    return list(inputs.simulated_messages(config))
 
 
 def batches(messages: list[RawMessage], size: int) -> list[MessageBatch]:
