@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
-import sys
 import tempfile
 import uuid
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
-from loadgen import LoadResult, Target, free_port, percentiles, run_load, wait_ready
+from loadgen import LoadResult, Target, percentiles, run_load, start_api
 
-CLI = str(Path(sys.executable).parent / "streamhouse")
 BODY = json.dumps(
     {
         "customer_id": "c-bench",
@@ -40,22 +37,13 @@ BODY = json.dumps(
 
 
 def serve(bootstrap: str, prefix: str, lake: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "STREAMHOUSE_BOOTSTRAP_SERVERS": bootstrap,
-        "STREAMHOUSE_TOPIC_PREFIX": prefix,
-        "STREAMHOUSE_LAKE_DIR": str(lake),
-    }
-    proc = subprocess.Popen(
-        [CLI, "api", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return start_api(
+        {
+            "STREAMHOUSE_BOOTSTRAP_SERVERS": bootstrap,
+            "STREAMHOUSE_TOPIC_PREFIX": prefix,
+            "STREAMHOUSE_LAKE_DIR": str(lake),
+        }
     )
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(base + "/readyz", proc)
-    return proc, base
 
 
 def commands_in(bootstrap: str, topic: str) -> int:

@@ -18,10 +18,8 @@ No broker needed: GETs never touch Kafka.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -30,11 +28,10 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-from loadgen import Target, free_port, percentiles, run_load, wait_ready
+from loadgen import Target, percentiles, run_load, start_api
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = str(Path(sys.executable).parent / "streamhouse")
 START = datetime(2026, 12, 1, tzinfo=UTC)
 STATUSES = ("created", "paid", "shipped", "delivered")
 
@@ -111,21 +108,12 @@ def fill_lake(lake_dir: Path, orders: int, per_file: int) -> list[str]:
 
 
 def serve(lake_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {
-        **os.environ,
+    # No broker: GETs never touch Kafka (readiness would fail, so wait for /healthz).
+    settings = {
         "STREAMHOUSE_LAKE_DIR": str(lake_dir),
         "STREAMHOUSE_BOOTSTRAP_SERVERS": "127.0.0.1:9",
     }
-    proc = subprocess.Popen(
-        [CLI, "api", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(base + "/healthz", proc)
-    return proc, base
+    return start_api(settings, ready="/healthz")
 
 
 def measure_api(lake_dir: Path, ids: list[str], rate: float, seconds: float) -> dict[str, float]:

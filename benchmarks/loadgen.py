@@ -60,6 +60,26 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 60.0) -> Non
             time.sleep(0.1)
 
 
+def start_api(settings: dict[str, str], ready: str = "/readyz") -> tuple[subprocess.Popen, str]:
+    """`streamhouse api` in a process of its own on a free port, with these environment
+    settings; returns it and its base URL once `ready` answers."""
+    import os
+    import sys
+    from pathlib import Path
+
+    port = free_port()
+    cli = str(Path(sys.executable).parent / "streamhouse")
+    proc = subprocess.Popen(
+        [cli, "api", "--port", str(port)],
+        env={**os.environ, **settings},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base + ready, proc)
+    return proc, base
+
+
 def percentiles(latencies: list[float]) -> dict[str, float]:
     """p50/p95/p99/max in milliseconds (nearest rank)."""
     ordered = sorted(latencies)

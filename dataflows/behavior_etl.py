@@ -27,6 +27,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 
 from dataflows.decode import TopicDecoder
+from dataflows.entry import flow_attribute
 from dataflows.inputs import topic_partitions
 from dataflows.messages import DeadLetter, MessageBatch
 from dataflows.ordering import in_event_time_order
@@ -177,8 +178,5 @@ def flow_from_env() -> Dataflow:
     )
 
 
-def __getattr__(name: str) -> Dataflow:
-    """`python -m bytewax.run dataflows.behavior_etl:flow` builds the flow from the environment."""
-    if name == "flow":
-        return flow_from_env()
-    raise AttributeError(name)
+__getattr__ = flow_attribute(flow_from_env)
+"""`python -m bytewax.run dataflows.behavior_etl:flow` builds the flow from the environment."""

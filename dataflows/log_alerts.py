@@ -26,6 +26,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 
 from dataflows.decode import dead_letter
+from dataflows.entry import flow_attribute
 from dataflows.inputs import topic_partitions
 from dataflows.messages import DeadLetter, MessageBatch
 from dataflows.outputs import Outputs
@@ -197,8 +198,5 @@ def flow_from_env() -> Dataflow:
     )
 
 
-def __getattr__(name: str) -> Dataflow:
-    """`python -m bytewax.run dataflows.log_alerts:flow` builds the flow from the environment."""
-    if name == "flow":
-        return flow_from_env()
-    raise AttributeError(name)
+__getattr__ = flow_attribute(flow_from_env)
+"""`python -m bytewax.run dataflows.log_alerts:flow` builds the flow from the environment."""

@@ -27,6 +27,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 
 from dataflows.decode import TopicDecoder
+from dataflows.entry import flow_attribute, from_env
 from dataflows.messages import DeadLetter, MessageBatch
 from dataflows.outputs import Outputs
 from models.order_view import OrderProjector, OrderView
@@ -80,16 +81,7 @@ def build(source: Source[MessageBatch], outputs: Outputs) -> Dataflow:
     return flow
 
 
-def flow_from_env() -> Dataflow:
-    from dataflows.runtime import outputs_from_env, source_from_env
-    from streamhouse.config import from_env
+flow_from_env = from_env(build, INPUT_TOPICS)
 
-    settings = from_env()
-    return build(source_from_env(settings, INPUT_TOPICS), outputs_from_env(settings))
-
-
-def __getattr__(name: str) -> Dataflow:
-    """`python -m bytewax.run dataflows.order_projection:flow` builds the flow from the environment."""
-    if name == "flow":
-        return flow_from_env()
-    raise AttributeError(name)
+__getattr__ = flow_attribute(flow_from_env)
+"""`python -m bytewax.run dataflows.order_projection:flow` builds the flow from the environment."""

@@ -23,6 +23,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 
 from dataflows.decode import FrameDecoders
+from dataflows.entry import flow_attribute
 from dataflows.inputs import topic_partitions
 from dataflows.messages import MessageBatch
 from dataflows.outputs import Outputs
@@ -150,8 +151,5 @@ def flow_from_env() -> Dataflow:
     )
 
 
-def __getattr__(name: str) -> Dataflow:
-    """`python -m bytewax.run dataflows.order_stats:flow` builds the flow from the environment."""
-    if name == "flow":
-        return flow_from_env()
-    raise AttributeError(name)
+__getattr__ = flow_attribute(flow_from_env)
+"""`python -m bytewax.run dataflows.order_stats:flow` builds the flow from the environment."""
