@@ -136,6 +136,7 @@ def test_round_trip_create_pay_ship_shows_each_step_with_history(stack: Stack) -
     order_id = stack.create()
     view = stack.wait_for(order_id)
     assert view["status"] == "created" and view["version"] == 1
+    assert "date" not in view and "last_event_id" not in view
     assert view["total"] == 24.0 and view["customer_id"] == "c-1"
     assert [i["sku"] for i in view["items"]] == ["p-00001", "p-00002"]
 

@@ -24,6 +24,7 @@ from warehouse.query import Warehouse
 from warehouse.tables import ORDER_REJECTIONS, ORDER_VIEW
 
 VIEW = ORDER_VIEW.name
+PARTITION_KEY = "date"
 COMPACTED = "order_view_compacted"
 VERSIONS_COMPACTED = f"SELECT * EXCLUDE (last_event_id) FROM {COMPACTED} WHERE order_id = $order_id"
 VERSIONS_RECENT = (
@@ -127,7 +128,10 @@ class OrderReader:
         self._fresh()
         cursor = self._cursor().execute(sql, params)
         names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        for row in rows:  # the lake folder's hive key, not a column of the view
+            row.pop(PARTITION_KEY, None)
+        return rows
 
     def order(self, order_id: str) -> dict[str, Any] | None:
         """The current view of one order, with the commands it rejected; None if unknown."""
