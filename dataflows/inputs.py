@@ -360,5 +360,11 @@ class MemorySource(FixedPartitionedSource[MessageBatch, int]):
     def list_parts(self) -> list[str]:
         return ["memory"]
 
+    def topic_partitions(self, topics: Iterable[str]) -> list[str]:
+        """The `topic#partition`s of `topics` in the log, so windows and event-time order
+        wait for each of them, as they do for a topic's partitions (dataflows/windowing.py)."""
+        wanted = set(topics)
+        return sorted({f"{m.topic}#{m.partition}" for m in self.log if m.topic in wanted})
+
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _MemoryPartition:
         return _MemoryPartition(self.log, resume_state or 0, self.batch_size, self.on_batch)
