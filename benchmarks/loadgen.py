@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import socket
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from streamhouse.broker import free_port
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,6 @@ class LoadResult:
     @property
     def rate(self) -> float:
         return len(self.statuses) / self.seconds if self.seconds else 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:

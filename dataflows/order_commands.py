@@ -56,10 +56,6 @@ def rejection_message(rejection: OrderRejected) -> KafkaMessage:
     )
 
 
-def rejection_row(rejection: OrderRejected) -> dict[str, object]:
-    return msgspec.structs.asdict(rejection)
-
-
 def build(source: Source[MessageBatch], outputs: Outputs) -> Dataflow:
     flow = Dataflow(FLOW)
     batches = op.input("order_commands", flow, source)
@@ -78,12 +74,7 @@ def build(source: Source[MessageBatch], outputs: Outputs) -> Dataflow:
         op.map_value("rejection_message", outcome.falses, rejection_message),
         ORDER_REJECTIONS,
     )
-    outputs.to_table(
-        "rejection_rows",
-        op.map_value("rejection_row", outcome.falses, rejection_row),
-        REJECTIONS_TABLE,
-        writer=FLOW,
-    )
+    outputs.to_table("rejection_rows", outcome.falses, REJECTIONS_TABLE, writer=FLOW)
     return flow
 
 

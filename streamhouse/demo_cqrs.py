@@ -12,18 +12,14 @@ GET reads what the projection landed in the lake.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import tempfile
-import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
 import pyarrow as pa
-import uvicorn
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import run_main
 
@@ -35,6 +31,7 @@ from models.topics import ORDER_COMMANDS, ORDER_EVENTS
 from sinks.kafka import KafkaMessage
 from streamhouse.api.app import ApiConfig, OrderApi
 from streamhouse.api.reader import OrderReader
+from streamhouse.api.server import background_server
 from streamhouse.render import print_table
 from warehouse.lake import Lake
 
@@ -71,16 +68,9 @@ class RoundTrip:
             (work / flow).mkdir()
             init_db_dir(work / flow, 1)
             self.recovery[flow] = RecoveryConfig(str(work / flow))
-        api = OrderApi(self.bus, OrderReader(lake, refresh_s=0), ApiConfig())
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        config = uvicorn.Config(api.app(), host="127.0.0.1", port=self.port, log_level="error")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
+        self.api = OrderApi(self.bus, OrderReader(lake, refresh_s=0), ApiConfig())
+        self.port = 0
+        """Set once the API listens (`run`)."""
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -108,16 +98,12 @@ class RoundTrip:
         projection = order_projection.build(MemorySource(self.events), Outputs(lake=self.lake))
         run_main(projection, recovery_config=self.recovery["order_projection"])
 
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
 
 def run(lake: Lake, out: TextIO = sys.stdout) -> dict[str, dict[str, Any]]:
     """The round trip; returns the final view of each order (tests check it)."""
     with tempfile.TemporaryDirectory() as work:
         trip = RoundTrip(lake, Path(work))
-        try:
+        with background_server(trip.api.app()) as trip.port:
             print(f"\nCQRS round trip: the order API on http://127.0.0.1:{trip.port} "
                   "(commands to an in-memory log in place of Kafka)", file=out)  # fmt: skip
             orders = []
@@ -163,5 +149,3 @@ def run(lake: Lake, out: TextIO = sys.stdout) -> dict[str, dict[str, Any]]:
             )
             print_table(pa.Table.from_pylist(rows), out)
             return views
-        finally:
-            trip.stop()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from confluent_kafka import Producer
 from helpers import read_all
 
 from models.topics import METRICS_EVENTS, ORDER_COMMANDS, ORDER_EVENTS, ORDER_REJECTIONS
+from streamhouse.broker import free_port
 from streamhouse.topics import create_topics
 from warehouse.lake import Lake
 from warehouse.query import Warehouse
@@ -33,12 +33,6 @@ ITEMS = [
     {"sku": "p-00002", "qty": 1, "unit_price": 3.0},
 ]
 VISIBLE_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Stack:

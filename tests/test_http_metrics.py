@@ -5,16 +5,12 @@ cannot be queued is counted, and a command Kafka does not take is a 503, never a
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -23,7 +19,7 @@ from sinks.kafka import KafkaMessage
 from sinks.kafka_async import AsyncProducer
 from streamhouse.api.app import ApiConfig, OrderApi
 from streamhouse.api.reader import OrderReader
-from streamhouse.api.server import KafkaBus
+from streamhouse.api.server import KafkaBus, background_server
 from streamhouse.http_metrics import UNMATCHED, HttpMetricsMiddleware
 from warehouse.lake import Lake
 
@@ -33,19 +29,8 @@ NOWHERE = {"bootstrap.servers": "127.0.0.1:9", "message.timeout.ms": 1500, "log_
 
 @contextmanager
 def serving(app: Any) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
+    with background_server(app) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def service() -> Starlette:

@@ -227,7 +227,7 @@ class OrderApi:
             raise ApiError(404, f"order {order_id} is not known (yet)")
         return json_response(200, view)
 
-    async def list(self, request: Request) -> Response:
+    async def page(self, request: Request) -> Response:
         q = request.query_params
         unknown = sorted(set(q) - {"customer_id", "status", "limit"})
         errors = [{"path": name, "message": "unknown query parameter"} for name in unknown]
@@ -261,7 +261,7 @@ class OrderApi:
         e = self.endpoint
         routes = [
             Route("/orders", e(self.create), methods=["POST"]),
-            Route("/orders", e(self.list), methods=["GET"]),
+            Route("/orders", e(self.page), methods=["GET"]),
             Route("/orders/{order_id}", e(self.get), methods=["GET"]),
             *(
                 Route(f"/orders/{{order_id}}/{action}", e(self.act(action)), methods=["POST"])

@@ -1,10 +1,9 @@
 """The query side of the order API: `order_view` in the lake, read through DuckDB.
 
-One sandboxed `Warehouse` (warehouse/query.py) lives as long as the API. Its
-`order_view` points at the lake's files as they were at the last refresh; a
-request refreshes it when the last listing is older than `refresh_s`, so a view
-the projection just landed is visible within that time, and a burst of reads
-lists the folder once. Queries take their values as bound parameters, never as
+One sandboxed `Warehouse` (warehouse/query.py) lives as long as the API. A
+request lists the lake's `order_view` files again when the last listing is older
+than `refresh_s`, so a view the projection just landed is visible within that time,
+and a burst of reads lists the folder once. Queries take their values as bound parameters, never as
 SQL text. DuckDB work runs on worker threads (one cursor each), off the event loop.
 """
 
@@ -95,7 +94,8 @@ class OrderReader:
         self._warehouse = Warehouse(lake, threads=1, metadata_cache=True)
         self._recent = RecentFiles()
         self._compacted: list[str] | None = None
-        self._index(self._warehouse.files[VIEW])
+        self._listed = self._warehouse.files[VIEW]
+        self._index(self._listed)
         self._lock = threading.Lock()
         self._listed_at = time.monotonic()
         self._local = threading.local()
@@ -112,8 +112,10 @@ class OrderReader:
         with self._lock:
             if time.monotonic() - self._listed_at < self.refresh_s:
                 return
-            if self._warehouse.refresh(VIEW):
-                self._index(self._warehouse.files[VIEW])
+            files = self.lake.data_files(VIEW)
+            if files != self._listed:
+                self._listed = files
+                self._index(files)
             self._warehouse.refresh(ORDER_REJECTIONS.name)
             self._listed_at = time.monotonic()
 
@@ -125,7 +127,6 @@ class OrderReader:
         self._compacted = compacted
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        self._fresh()
         cursor = self._cursor().execute(sql, params)
         names = [column[0] for column in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -149,7 +150,11 @@ class OrderReader:
         return view
 
     def page(self, customer_id: str | None, status: str | None, limit: int) -> list[dict[str, Any]]:
-        """The newest-updated orders, filtered by customer and current status."""
+        """The newest-updated orders, filtered by customer and current status. The view over
+        every file is bound here, when a page is asked for, not at each new file."""
+        self._fresh()
+        with self._lock:
+            self._warehouse.refresh(VIEW)
         return self._rows(PAGE, {"customer_id": customer_id, "status": status, "limit": limit})
 
     def readable(self) -> bool:

@@ -8,6 +8,10 @@ watches the API like any other service.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
@@ -15,6 +19,7 @@ import uvicorn
 from sinks.kafka_async import AsyncProducer
 from streamhouse.api.app import ApiConfig, OrderApi
 from streamhouse.api.reader import OrderReader
+from streamhouse.broker import free_port
 from streamhouse.config import ConfigError, Settings
 from streamhouse.http_metrics import HttpMetricsMiddleware
 from streamhouse.process import tune_gc
@@ -46,6 +51,25 @@ def build_app(settings: Settings, config: ApiConfig) -> tuple[Any, AsyncProducer
     api = OrderApi(KafkaBus(producer), reader, config)
     app = HttpMetricsMiddleware(api.app(), service=SERVICE, publish=producer.offer)
     return app, producer, reader
+
+
+@contextmanager
+def background_server(app: Any) -> Iterator[int]:
+    """Serve `app` on a free loopback port from a thread, for as long as the block runs
+    (the demo, tests); yields the port."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True, name="api")
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"the API could not listen on 127.0.0.1:{port}")
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def serve(settings: Settings, config: ApiConfig, host: str, port: int) -> None:
