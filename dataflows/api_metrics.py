@@ -4,8 +4,10 @@
                                      └─► 1-min event-time windows per (service, method, route)
                                           counts, 5xx, latency sums and log-bucket sketch
                                           ─┬─► lake api_latency_minute
-                                           ├─► threshold alerts (mean, p99, 5xx rate)
-                                           │     ─► lake alerts, Kafka alerts
+                                           ├─► thresholds (route p99 and mean, service 5xx
+                                           │   rate) | route p95 anomalous for its detector
+                                           │     ─► one alert per incident
+                                           │     ─► lake alerts, Kafka alerts, webhook
                                            └─► late events ─► lake late_events
 
 p50/p95/p99 come from a mergeable sketch (models/sketch.py): within 1 % of the exact
@@ -15,7 +17,7 @@ nearest-rank percentile. Run it: `streamhouse run api_metrics`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import bytewax.operators as op
 import polars as pl
@@ -23,6 +25,7 @@ import pyarrow as pa
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 
+from dataflows.alerting import SeriesRule, watch_rows
 from dataflows.decode import FrameDecoders
 from dataflows.entry import flow_attribute
 from dataflows.inputs import topic_partitions
@@ -40,11 +43,12 @@ from dataflows.windowing import (
     with_row_ids,
     with_window_bounds,
 )
-from models.alerts import ThresholdRule, threshold_alerts
+from models.alerts import AlertPolicy
+from models.detectors import Detector, Threshold, parse_spec
 from models.projections import HttpRequestFields
 from models.sketch import bucket, quantiles
 from models.topics import METRICS_EVENTS
-from warehouse.tables import ALERTS, API_LATENCY_MINUTE
+from warehouse.tables import API_LATENCY_MINUTE
 
 FLOW = "api_metrics"
 INPUT_TOPICS = (METRICS_EVENTS,)
@@ -52,22 +56,46 @@ ROUTE = ("service", "method", "route")
 PERCENTILES = {"p50_ms": 0.50, "p95_ms": 0.95, "p99_ms": 0.99}
 
 
+LATENCY_DETECTOR = "mad:window=30,z=6,warmup=10,direction=up,min_std_pct=10"
+"""A route's p95 per minute: heavy-tailed, so a robust baseline, and only rises alarm."""
+
+
 @dataclass(frozen=True)
 class ApiThresholds:
-    """When a route's minute raises an alert (STREAMHOUSE_API_* settings)."""
+    """When a route's (or a service's) minute raises an alert (STREAMHOUSE_API_* settings)."""
 
     p99_ms: float = 1_000.0
     mean_ms: float = 500.0
     error_rate: float = 0.05
+    """5xx share of a service's requests in a minute (all its routes)."""
     min_requests: int = 20
     """Fewer requests than this in a minute raise no alert: a rate of 1 in 2 is noise."""
+    detector: Detector = field(default_factory=lambda: parse_spec(LATENCY_DETECTOR))
+    """Watches each route's p95 (STREAMHOUSE_LATENCY_DETECTOR)."""
 
-    def rules(self) -> list[ThresholdRule]:
+    def rules(self) -> list[SeriesRule]:
+        route = pl.concat_str(pl.col("service"), pl.col("method"), pl.col("route"), separator=" ")
+        requests = pl.col("requests").sum().alias("requests")
         enough = pl.col("requests") >= self.min_requests
+
+        def per_route(rule: str, column: str, detector: Detector, severity: str) -> SeriesRule:
+            return SeriesRule(
+                rule, severity, detector, route, pl.col(column).max(), enough, (requests,)
+            )
+
         return [
-            ThresholdRule("api_p99_latency", "p99_ms", self.p99_ms, "warning", enough),
-            ThresholdRule("api_mean_latency", "mean_ms", self.mean_ms, "warning", enough),
-            ThresholdRule("api_error_rate", "error_rate", self.error_rate, "critical", enough),
+            per_route("api_p99_latency", "p99_ms", Threshold({"above": self.p99_ms}), "warning"),
+            per_route("api_mean_latency", "mean_ms", Threshold({"above": self.mean_ms}), "warning"),
+            per_route("api_latency_anomaly", "p95_ms", self.detector, "warning"),
+            SeriesRule(
+                "api_error_rate",
+                "critical",
+                Threshold({"above": self.error_rate}),
+                pl.col("service"),
+                pl.col("errors_5xx").sum() / pl.col("requests").sum(),
+                enough,
+                (requests,),
+            ),
         ]
 
 
@@ -82,7 +110,7 @@ def with_bucket(frame: Frame) -> Frame:
 LATENCY = WindowAggregation(
     flow=FLOW,
     key=(*ROUTE, "_bucket"),
-    shard_key=ROUTE,
+    shard_key=("service",),
     length=MINUTE,
     partial=(
         pl.len().cast(pl.Int64).alias("count"),
@@ -124,13 +152,6 @@ def to_rows(closed: pl.DataFrame) -> pa.Table:
     return to_table(rows, API_LATENCY_MINUTE)
 
 
-def alerts_of(rows: pa.Table, thresholds: ApiThresholds) -> list[pa.Table]:
-    frame = pl.from_arrow(rows)
-    subject = pl.concat_str(pl.col("service"), pl.col("method"), pl.col("route"), separator=" ")
-    alerts = threshold_alerts(frame, thresholds.rules(), subject)  # type: ignore[arg-type]
-    return [to_table(alerts, ALERTS)] if alerts.height else []
-
-
 def build(
     source: Source[MessageBatch],
     outputs: Outputs,
@@ -138,6 +159,7 @@ def build(
     shards: int = 1,
     sources: Sequence[str] | None = None,
     thresholds: ApiThresholds | None = None,
+    policy: AlertPolicy | None = None,
 ) -> Dataflow:
     limits = thresholds or ApiThresholds()
     flow = Dataflow(FLOW)
@@ -157,7 +179,7 @@ def build(
         shards,
     )
     outputs.to_table("latency", windows.rows, API_LATENCY_MINUTE, writer=FLOW)
-    alerts = op.flat_map_value("threshold_alerts", windows.rows, lambda t: alerts_of(t, limits))
+    alerts = watch_rows("alerting", windows.rows, limits.rules(), FLOW, policy or AlertPolicy())
     outputs.alerts(alerts, writer=FLOW)
     outputs.late_events(windows.late, FLOW)
     return flow
@@ -165,6 +187,7 @@ def build(
 
 def flow_from_env() -> Dataflow:
     from dataflows.runtime import (
+        alert_policy_from_env,
         api_thresholds_from_env,
         clock_from_env,
         outputs_from_env,
@@ -179,6 +202,7 @@ def flow_from_env() -> Dataflow:
         clock_from_env(settings),
         settings.shards,
         thresholds=api_thresholds_from_env(),
+        policy=alert_policy_from_env(),
     )
 
 

@@ -4,8 +4,9 @@
                 ─┬─► unparseable lines ─► dead letters with the reason
                  └─► ERROR | FATAL ─► 1-min event-time windows per (service, error type)
                       ─┬─► lake error_counts_minute
-                       ├─► count >= threshold (default, or the service's own)
-                       │     ─► lake alerts, Kafka alerts
+                       ├─► per service and minute: errors >= threshold (default, or the
+                       │   service's own) | errors anomalous for the service's detector
+                       │     ─► one alert per incident ─► lake alerts, Kafka alerts, webhook
                        └─► late events ─► lake late_events
 
 Plain-text lines look like `<ts> <LEVEL> [<service>] [ErrorType: ]message` (models/logs.py);
@@ -25,6 +26,7 @@ import pyarrow as pa
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 
+from dataflows.alerting import SeriesRule, watch_rows
 from dataflows.decode import dead_letter
 from dataflows.entry import flow_attribute
 from dataflows.inputs import topic_partitions
@@ -41,13 +43,14 @@ from dataflows.windowing import (
     with_row_ids,
     with_window_bounds,
 )
-from models.alerts import ThresholdRule, threshold_alerts
+from models.alerts import AlertPolicy
 from models.codec import check_raw
+from models.detectors import Detector, Threshold, parse_spec
 from models.frames import ROW, FrameDecoder
 from models.logs import parse_plain
 from models.projections import LogFields
 from models.topics import LOG_EVENTS
-from warehouse.tables import ALERTS, ERROR_COUNTS_MINUTE
+from warehouse.tables import ERROR_COUNTS_MINUTE
 
 FLOW = "log_alerts"
 INPUT_TOPICS = (LOG_EVENTS,)
@@ -55,20 +58,46 @@ NO_ERROR_TYPE = "unspecified"
 """The error type of an error line that names none."""
 
 
+ERROR_DETECTOR = "mad:window=30,z=5,warmup=10,direction=up,counts=1"
+"""Errors per service and minute are counts: a robust baseline that only rises alarm."""
+
+
 @dataclass(frozen=True)
 class ErrorThresholds:
-    """Errors per (service, error type) and minute that raise an alert
-    (STREAMHOUSE_ERROR_THRESHOLD, and STREAMHOUSE_ERROR_THRESHOLDS=service=N,...)."""
+    """Errors per service and minute (all error types) that raise an alert
+    (STREAMHOUSE_ERROR_THRESHOLD, and STREAMHOUSE_ERROR_THRESHOLDS=service=N,...), and the
+    detector that watches the same series (STREAMHOUSE_ERROR_DETECTOR)."""
 
     default: int = 20
     per_service: Mapping[str, int] = field(default_factory=dict)
+    detector: Detector = field(default_factory=lambda: parse_spec(ERROR_DETECTOR))
 
-    def limit(self) -> pl.Expr:
-        """Each row's threshold: its service's own, else the default."""
-        limit: pl.Expr = pl.lit(self.default)
-        for service, n in sorted(self.per_service.items()):
-            limit = pl.when(pl.col("service") == service).then(n).otherwise(limit)
-        return limit
+    def rules(self) -> list[SeriesRule]:
+        service, errors = pl.col("service"), pl.col("errors").sum()
+        own = sorted(self.per_service.items())
+        rules = [
+            SeriesRule(
+                "log_error_count",
+                "critical",
+                Threshold({"above": n}),
+                service,
+                errors,
+                where=pl.col("subject") == name,
+            )
+            for name, n in own
+        ]
+        rules.append(
+            SeriesRule(
+                "log_error_count",
+                "critical",
+                Threshold({"above": self.default}),
+                service,
+                errors,
+                where=~pl.col("subject").is_in([name for name, _ in own]),
+            )
+        )
+        rules.append(SeriesRule("log_error_anomaly", "warning", self.detector, service, errors))
+        return rules
 
 
 class LogDecoder:
@@ -121,6 +150,7 @@ def errors_only(frame: Frame) -> Frame:
 ERRORS = WindowAggregation(
     flow=FLOW,
     key=("service", "error_type"),
+    shard_key=("service",),
     length=MINUTE,
     partial=(
         pl.len().cast(pl.Int64).alias("errors"),
@@ -137,18 +167,6 @@ def to_rows(closed: pl.DataFrame) -> pa.Table:
     return to_table(rows.filter(pl.col("errors") > 0), ERROR_COUNTS_MINUTE)
 
 
-def alerts_of(rows: pa.Table, thresholds: ErrorThresholds) -> list[pa.Table]:
-    frame = pl.from_arrow(rows).with_columns(thresholds.limit().alias("_limit"))  # type: ignore[union-attr]
-    alerts = []
-    for limit, group in frame.group_by("_limit"):
-        rule = ThresholdRule("log_error_count", "errors", limit[0], "critical")
-        subject = pl.concat_str(pl.col("service"), pl.col("error_type"), separator=" ")
-        found = threshold_alerts(group, [rule], subject)
-        if found.height:
-            alerts.append(found)
-    return [to_table(pl.concat(alerts), ALERTS)] if alerts else []
-
-
 def build(
     source: Source[MessageBatch],
     outputs: Outputs,
@@ -156,6 +174,7 @@ def build(
     shards: int = 1,
     sources: Sequence[str] | None = None,
     thresholds: ErrorThresholds | None = None,
+    policy: AlertPolicy | None = None,
 ) -> Dataflow:
     limits = thresholds or ErrorThresholds()
     flow = Dataflow(FLOW)
@@ -173,7 +192,7 @@ def build(
         shards,
     )
     outputs.to_table("error_counts", windows.rows, ERROR_COUNTS_MINUTE, writer=FLOW)
-    alerts = op.flat_map_value("threshold_alerts", windows.rows, lambda t: alerts_of(t, limits))
+    alerts = watch_rows("alerting", windows.rows, limits.rules(), FLOW, policy or AlertPolicy())
     outputs.alerts(alerts, writer=FLOW)
     outputs.late_events(windows.late, FLOW)
     return flow
@@ -181,6 +200,7 @@ def build(
 
 def flow_from_env() -> Dataflow:
     from dataflows.runtime import (
+        alert_policy_from_env,
         clock_from_env,
         error_thresholds_from_env,
         outputs_from_env,
@@ -195,6 +215,7 @@ def flow_from_env() -> Dataflow:
         clock_from_env(settings),
         settings.shards,
         thresholds=error_thresholds_from_env(),
+        policy=alert_policy_from_env(),
     )
 
 

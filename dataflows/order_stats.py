@@ -5,7 +5,10 @@
                                         ─► 1-min event-time windows per currency
                                            (columnar; duplicates counted once)
                                         ─┬─► rows ─┬─► lake order_stats_minute
-                                         │         └─► Kafka order-statistics
+                                         │         ├─► Kafka order-statistics
+                                         │         └─► orders created per minute (all
+                                         │             currencies) anomalous for its detector
+                                         │             ─► lake alerts, Kafka alerts, webhook
                                          └─► late events ─► lake late_events
 
 Run it: `streamhouse run order_stats` or `python -m bytewax.run dataflows.order_stats:flow`.
@@ -22,6 +25,7 @@ import pyarrow as pa
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 
+from dataflows.alerting import SeriesRule, watch_rows
 from dataflows.decode import FrameDecoders
 from dataflows.entry import flow_attribute
 from dataflows.inputs import topic_partitions
@@ -38,6 +42,8 @@ from dataflows.windowing import (
     with_row_ids,
     with_window_bounds,
 )
+from models.alerts import AlertPolicy
+from models.detectors import Detector, parse_spec
 from models.projections import OrderStatsFields
 from models.stats import OrderStatsMinute
 from models.topics import ORDER_EVENTS, ORDER_STATISTICS
@@ -57,9 +63,13 @@ def micros(column: str, of_type: str) -> pl.Expr:
     return (pl.col(column) * MICROS).round(0).cast(pl.Int64).filter(_type == of_type).sum()
 
 
+ORDER_RATE_DETECTOR = "mad:window=30,z=5,warmup=10,counts=1"
+"""Orders created per minute: a drop and a surge are both worth a look."""
+
 ORDERS_PER_MINUTE = WindowAggregation(
     flow=FLOW,
     key=("currency",),
+    shard_key=(),
     length=MINUTE,
     partial=(
         (_type == "order_created").sum().cast(pl.Int64).alias("created"),
@@ -110,12 +120,21 @@ def to_messages(rows: pa.Table) -> list[KafkaMessage]:
     ]
 
 
+def order_rate_rules(detector: Detector) -> list[SeriesRule]:
+    """One series: orders created per minute over all currencies (one shard closes all
+    currencies of a window together, so each window's rows hold its whole total)."""
+    total = pl.col("orders_created").sum()
+    return [SeriesRule("order_rate_anomaly", "critical", detector, pl.lit("orders"), total)]
+
+
 def build(
     source: Source[MessageBatch],
     outputs: Outputs,
     clock: Clock | None = None,
     shards: int = 1,
     sources: Sequence[str] | None = None,
+    detector: Detector | None = None,
+    policy: AlertPolicy | None = None,
 ) -> Dataflow:
     flow = Dataflow(FLOW)
     batches = op.input("order_events", flow, source)
@@ -134,12 +153,20 @@ def build(
     outputs.to_table("stats", windows.rows, ORDER_STATS_MINUTE, writer=FLOW)
     messages = op.flat_map_value("to_messages", windows.rows, to_messages)
     outputs.to_topic("statistics", messages, ORDER_STATISTICS)
+    rules = order_rate_rules(detector or parse_spec(ORDER_RATE_DETECTOR))
+    outputs.alerts(watch_rows("alerting", windows.rows, rules, FLOW, policy or AlertPolicy()), FLOW)
     outputs.late_events(windows.late, FLOW)
     return flow
 
 
 def flow_from_env() -> Dataflow:
-    from dataflows.runtime import clock_from_env, outputs_from_env, source_from_env
+    from dataflows.runtime import (
+        alert_policy_from_env,
+        clock_from_env,
+        detector_from_env,
+        outputs_from_env,
+        source_from_env,
+    )
     from streamhouse.config import from_env
 
     settings = from_env()
@@ -148,6 +175,8 @@ def flow_from_env() -> Dataflow:
         outputs_from_env(settings, stdout_tables={ORDER_STATS_MINUTE.name}),
         clock_from_env(settings),
         settings.shards,
+        detector=detector_from_env("STREAMHOUSE_ORDER_RATE_DETECTOR", ORDER_RATE_DETECTOR),
+        policy=alert_policy_from_env(),
     )
 
 

@@ -14,12 +14,14 @@ from datetime import datetime, timedelta
 
 from bytewax.inputs import Source
 
-from dataflows.api_metrics import ApiThresholds
+from dataflows.api_metrics import LATENCY_DETECTOR, ApiThresholds
 from dataflows.inputs import KafkaBatchSource, SimulatorSource
-from dataflows.log_alerts import ErrorThresholds
+from dataflows.log_alerts import ERROR_DETECTOR, ErrorThresholds
 from dataflows.messages import MessageBatch
 from dataflows.outputs import Outputs
 from dataflows.windowing import Clock
+from models.alerts import AlertPolicy
+from models.detectors import Detector, ParameterError, parse_spec
 from models.simulator import SimConfig
 from streamhouse.config import ConfigError, Settings, env_number
 from streamhouse.process import tune_gc
@@ -67,9 +69,26 @@ def clock_from_env(settings: Settings) -> Clock:
     )
 
 
+def detector_from_env(name: str, default: str, env: Mapping[str, str] = os.environ) -> Detector:
+    """A detector spelled `method:param=value,...` in setting `name` (models/detectors.py)."""
+    spec = env.get(name, "").strip() or default
+    try:
+        return parse_spec(spec)
+    except ParameterError as e:
+        raise ConfigError(f"{name}={spec!r}: {e}") from None
+
+
+def alert_policy_from_env(env: Mapping[str, str] = os.environ) -> AlertPolicy:
+    """STREAMHOUSE_ALERT_RESOLVE_S: event-time seconds without an anomalous point before an
+    alert resolves."""
+    default = AlertPolicy().resolve_after.total_seconds()
+    quiet = env_number(env, "STREAMHOUSE_ALERT_RESOLVE_S", default, minimum=1)
+    return AlertPolicy(resolve_after=timedelta(seconds=quiet))
+
+
 def api_thresholds_from_env(env: Mapping[str, str] = os.environ) -> ApiThresholds:
     """api_metrics' alert thresholds: STREAMHOUSE_API_P99_MS, _MEAN_MS, _ERROR_RATE,
-    _MIN_REQUESTS."""
+    _MIN_REQUESTS, and the route latency detector STREAMHOUSE_LATENCY_DETECTOR."""
     default = ApiThresholds()
     return ApiThresholds(
         p99_ms=env_number(env, "STREAMHOUSE_API_P99_MS", default.p99_ms, minimum=0),
@@ -78,6 +97,7 @@ def api_thresholds_from_env(env: Mapping[str, str] = os.environ) -> ApiThreshold
         min_requests=int(
             env_number(env, "STREAMHOUSE_API_MIN_REQUESTS", default.min_requests, kind=int)
         ),
+        detector=detector_from_env("STREAMHOUSE_LATENCY_DETECTOR", LATENCY_DETECTOR, env),
     )
 
 
@@ -94,7 +114,8 @@ def error_thresholds_from_env(env: Mapping[str, str] = os.environ) -> ErrorThres
                 f"STREAMHOUSE_ERROR_THRESHOLDS: {item!r} is not service=N (N a whole number)"
             )
         per_service[service.strip()] = int(number)
-    return ErrorThresholds(default, per_service)
+    detector = detector_from_env("STREAMHOUSE_ERROR_DETECTOR", ERROR_DETECTOR, env)
+    return ErrorThresholds(default, per_service, detector)
 
 
 def source_from_env(settings: Settings, topics: Iterable[str]) -> Source[MessageBatch]:

@@ -132,7 +132,10 @@ class WindowAggregation:
     id_column: str = "event_id"
     shard_key: tuple[str, ...] | None = None
     """Columns that pick the shard, if not the whole key: keys that share them close their
-    windows in the same `finish` call (api_metrics keys on latency buckets of a route)."""
+    windows in the same `finish` call (api_metrics keys on latency buckets of a route
+    and shards by service: its error-rate rule sums a service's routes per window).
+    `()` puts every key in one shard (order_stats: its alert watches the total of all
+    currencies per window)."""
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,7 @@ class Watermark:
         if events.height:
             seen = max(seen, newest.item())
         watermark = seen - self.lateness_us
-        if self.shards == 1:
+        if self.shards == 1 or not self.shard_key:
             parts = [on_time]
         else:
             shard = shard_of(on_time, self.shard_key, self.shards)
@@ -448,7 +451,8 @@ def window_aggregate(
     once each has passed it (or gone idle), so list them all.
     """
     keyed = op.key_on("by_source", up, lambda f: f.source)
-    watermark = Watermark(agg.length, agg.time_column, agg.shard_key or agg.key, clock, shards)
+    shard_key = agg.key if agg.shard_key is None else agg.shard_key
+    watermark = Watermark(agg.length, agg.time_column, shard_key, clock, shards)
     sliced = op.stateful_flat_map("watermark", keyed, watermark)
     by_shard = op.map("to_shard", sliced, lambda kv: kv[1])
     results = op.stateful(

@@ -11,7 +11,17 @@ from __future__ import annotations
 
 import msgspec
 
-from models.base import SCHEMA_VERSION, Currency, DurationMs, Id, Money, Name, Text, Timestamp
+from models.base import (
+    SCHEMA_VERSION,
+    Currency,
+    DurationMs,
+    Finite,
+    Id,
+    Money,
+    Name,
+    Text,
+    Timestamp,
+)
 from models.behavior import Action
 from models.http import HttpMethod, HttpStatus, Route
 from models.logs import Level
@@ -90,3 +100,12 @@ class LogFields(Envelope, frozen=True, kw_only=True, tag="log"):
     service: Name
     message: Text
     error_type: Id | None = None
+
+
+# --- business-events (anomalies) ----------------------------------------------------------
+
+
+class BusinessMetricFields(Envelope, frozen=True, kw_only=True, tag="business_metric"):
+    metric: Name
+    entity: Id
+    value: Finite

@@ -36,6 +36,7 @@ FLOWS: dict[str, str] = {
         "land_events",
         "order_commands",
         "order_projection",
+        "anomalies",
     )
 }
 """Dataflows `streamhouse run` knows, by name -> module holding `flow`."""

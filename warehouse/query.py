@@ -72,6 +72,11 @@ class Warehouse:
                 f"QUALIFY row_number() OVER (PARTITION BY {_quote(tbl.id_column)} "
                 f"ORDER BY {_quote(tbl.version_column)} DESC) = 1"
             )
+            for view, condition in tbl.filtered_views:
+                self.con.execute(
+                    f"CREATE OR REPLACE VIEW {_quote(view)} AS SELECT * FROM "
+                    f"{_quote(tbl.latest_view)} WHERE {condition}"
+                )
 
     def refresh(self, name: str) -> bool:
         """Point `name`'s views at the files present now (a long-lived reader's view of a

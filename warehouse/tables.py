@@ -26,6 +26,9 @@ class Table:
     version_column: str | None = None
     """For change-log tables: the `<name>_latest` view keeps the highest version per id."""
 
+    filtered_views: tuple[tuple[str, str], ...] = ()
+    """(view name, SQL condition) over the latest view: fixed text, never user input."""
+
     @property
     def latest_view(self) -> str | None:
         return f"{self.name}_latest" if self.version_column else None
@@ -108,19 +111,47 @@ ALERTS = Table(
     _schema(
         ("alert_id", pa.string(), False),
         ("version", pa.int64(), False),
+        ("source", pa.string(), False),
         ("rule", pa.string(), False),
         ("severity", pa.string(), False),
         ("subject", pa.string(), False),
         ("state", pa.string(), False),
-        ("observed", pa.float64(), True),
+        ("window_start", TS, False),
+        ("window_end", TS, False),
+        ("observed", pa.float64(), False),
         ("threshold", pa.float64(), True),
+        ("expected_low", pa.float64(), True),
+        ("expected_high", pa.float64(), True),
+        ("score", pa.float64(), False),
         ("first_seen", TS, False),
         ("last_seen", TS, False),
     ),
-    partition_by="last_seen",
+    partition_by="first_seen",
     id_column="alert_id",
     version_column="version",
-    description="alert change log: one row per change of an alert; alerts_latest is the current state",
+    description="alert change log: version 1 firing, version 2 resolved; alerts_latest is "
+    "the current state, alerts_open the firing ones",
+    filtered_views=(("alerts_open", "state = 'firing'"),),
+)
+
+ANOMALY_SCORES = Table(
+    "anomaly_scores",
+    _schema(
+        ("event_id", pa.string(), False),
+        ("series", pa.string(), False),
+        ("ts", TS, False),
+        ("value", pa.float64(), False),
+        ("method", pa.string(), False),
+        ("model_id", pa.string(), False),
+        ("score", pa.float64(), False),
+        ("expected", pa.float64(), True),
+        ("expected_low", pa.float64(), True),
+        ("expected_high", pa.float64(), True),
+        ("anomalous", pa.bool_(), False),
+    ),
+    partition_by="ts",
+    id_column="event_id",
+    description="every business-events point scored by its series' detector (anomalies)",
 )
 
 USER_ACTIVITY_5M = Table(
@@ -325,6 +356,7 @@ TABLES: dict[str, Table] = {
         DEAD_LETTERS,
         LATE_EVENTS,
         ALERTS,
+        ANOMALY_SCORES,
     )
 }
 

@@ -1,0 +1,307 @@
+"""anomalies: every business metric scored by its series' detector, models updated live.
+
+    business-events ─► decode frames ─┐
+    anomaly-models  ─► decode models ─┼─► dead letters ─► lake dead_letters, <topic>.dlq
+                                      └─► by shard of the series key (metric:entity)
+                                           ─► score: the live model table (newest record per
+                                              model_key; no record: the default detector),
+                                              one detector state per series, duplicates once
+                                           ─┬─► lake anomaly_scores
+                                            └─► anomalous points ─► one alert per incident
+                                                 ─► lake alerts, Kafka alerts, webhook
+
+A model record takes effect for the next event of its series that this flow
+processes: no restart. A record with another method starts the series' detector
+afresh (warm-up again); the same method keeps what it learned and uses the new
+parameters. `enabled: false` stops scoring the series and resolves its open alert;
+a tombstone (null value) removes the model, so the default applies again. Records
+older (`ts`) than the model in force are ignored, so replaying the compacted topic
+from the start ends with the same table.
+
+Each series is scored in the order its events arrive (one key, one partition).
+Run it: `streamhouse run anomalies`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import bytewax.operators as op
+import polars as pl
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+
+from dataflows.alerting import SignalBatch, track_signals
+from dataflows.decode import FrameDecoders, dead_letter
+from dataflows.entry import flow_attribute
+from dataflows.messages import DeadLetter, MessageBatch
+from dataflows.outputs import Outputs
+from dataflows.windowing import HASH_SEED, Frame, shard_of, to_table
+from models.alerts import AlertPolicy, Signal
+from models.business import AnomalyModel
+from models.codec import BatchDecoder
+from models.detectors import Detector, ParameterError, detector, parse_spec
+from models.projections import BusinessMetricFields
+from models.topics import ANOMALY_MODELS, BUSINESS_EVENTS
+from warehouse.tables import ANOMALY_SCORES
+
+FLOW = "anomalies"
+INPUT_TOPICS = (BUSINESS_EVENTS, ANOMALY_MODELS)
+RULE = "business_anomaly"
+DEFAULT_DETECTOR = "ewma:alpha=0.05,z=5,warmup=20"
+"""For series without a model (STREAMHOUSE_ANOMALY_DEFAULT)."""
+DEFAULT_MODEL_ID = "default"
+RECENT_IDS = 200_000
+"""Event-id hashes a shard remembers to score a re-delivered event once: duplicates
+further apart than this many events of one shard are scored twice."""
+
+
+@dataclass(frozen=True)
+class ModelChange:
+    """A record of `anomaly-models`: a model (checked) or a tombstone (model None)."""
+
+    model_key: str
+    model: AnomalyModel | None
+
+
+@dataclass
+class LiveModel:
+    model_id: str
+    method: str
+    params: dict[str, float]
+    enabled: bool
+    ts: datetime | None
+
+
+@dataclass
+class Series:
+    model_id: str
+    method: str
+    state: Any
+
+
+@dataclass
+class ShardState:
+    models: dict[str, LiveModel] = field(default_factory=dict)
+    series: dict[str, Series] = field(default_factory=dict)
+    recent: pl.Series | None = None
+    """Hashes of the newest RECENT_IDS event ids."""
+
+
+class AnomalyDecoder:
+    """Business events -> frames; model records -> ModelChange (their detector built once
+    here, so bad parameters are a dead letter with the reason, not a crash later)."""
+
+    def __init__(self) -> None:
+        self._frames = FrameDecoders(FLOW, {BUSINESS_EVENTS: BusinessMetricFields})
+        self._models = BatchDecoder(ANOMALY_MODELS)
+
+    def __call__(self, batch: MessageBatch) -> list[Frame | ModelChange | DeadLetter]:
+        if batch.topic != ANOMALY_MODELS:
+            return self._frames(batch)  # type: ignore[return-value]
+        out: list[Frame | ModelChange | DeadLetter] = []
+        for message in batch:
+            if message.value is None and message.key:
+                out.append(ModelChange(message.key.decode("utf-8", "replace"), None))
+                continue
+            try:
+                model = self._models.decode(message.value)
+                assert isinstance(model, AnomalyModel)
+                detector(model.method.value, model.params)
+            except (ValueError, ParameterError) as e:
+                out.append(dead_letter(message, str(e), FLOW))
+                continue
+            out.append(ModelChange(model.model_key, model))
+        return out
+
+
+def to_shards(shards: int):
+    """Frames and model changes -> (shard, item): a series' events and its model meet."""
+
+    def route(item: Frame | ModelChange) -> list[tuple[str, Frame | ModelChange]]:
+        if isinstance(item, ModelChange):
+            key = pl.DataFrame({"series": [item.model_key]})
+            return [(f"shard-{shard_of(key, ['series'], shards)[0]}", item)]
+        events = item.events.with_columns(
+            pl.concat_str(pl.col("metric"), pl.col("entity"), separator=":").alias("series")
+        )
+        if shards == 1:
+            return [("shard-0", Frame(item.source, events))]
+        shard = shard_of(events, ["series"], shards)
+        return [
+            (f"shard-{i}", Frame(item.source, events.filter(shard == i)))
+            for i in range(shards)
+            if (shard == i).any()
+        ]
+
+    return route
+
+
+class Scorer:
+    """The stateful step: applies model changes, scores frames (see the module doc)."""
+
+    def __init__(self, default: Detector) -> None:
+        self.default = default
+        self._detectors: dict[tuple[str, tuple[tuple[str, float], ...]], Detector] = {}
+
+    def __call__(
+        self, state: ShardState | None, item: Frame | ModelChange
+    ) -> tuple[ShardState, list[tuple[str, Any]]]:
+        state = state or ShardState()
+        if isinstance(item, ModelChange):
+            return state, self._apply(state, item)
+        return state, self._score(state, item.events)
+
+    def _detector(self, model: LiveModel | None) -> Detector:
+        if model is None:
+            return self.default
+        key = (model.method, tuple(sorted(model.params.items())))
+        if key not in self._detectors:
+            self._detectors[key] = detector(model.method, model.params)
+        return self._detectors[key]
+
+    def _apply(self, state: ShardState, change: ModelChange) -> list[tuple[str, Any]]:
+        key, model, current = change.model_key, change.model, state.models.get(change.model_key)
+        if model is None:
+            state.models.pop(key, None)
+            return []
+        if current is not None and current.ts is not None and model.ts < current.ts:
+            return []  # an older record: the newest per key wins
+        state.models[key] = LiveModel(
+            model.event_id, model.method.value, dict(model.params), model.enabled, model.ts
+        )
+        if not model.enabled and key in state.series:
+            del state.series[key]
+            return [("signals", SignalBatch([], None, {key: RULE}))]
+        return []
+
+    def _score(self, state: ShardState, events: pl.DataFrame) -> list[tuple[str, Any]]:
+        if not events.height:
+            return []
+        hashes = events["event_id"].hash(HASH_SEED)
+        repeated = ~hashes.is_first_distinct()
+        if state.recent is not None:
+            repeated |= hashes.is_in(state.recent)
+        fresh = ~repeated
+        recent = hashes.filter(fresh)
+        state.recent = (recent if state.recent is None else pl.concat([state.recent, recent])).tail(
+            RECENT_IDS
+        )
+        events = events.filter(fresh).sort("series", maintain_order=True)
+        if not events.height:
+            return []
+        runs = events.select(pl.col("series").rle()).unnest("series")
+        names, lengths = runs["value"].to_list(), runs["len"].to_list()
+        values = events["value"].to_list()
+        times = (events["ts"].dt.epoch("us") / 1e6).to_list()
+        columns: dict[str, list[Any]] = {
+            k: [] for k in ("model_id", "method", "score", "expected", "low", "high", "anomalous")
+        }
+        keep: list[bool] = []
+        signals: list[Signal] = []
+        starts = events["ts"].to_list()
+        at = 0
+        for name, n in zip(names, lengths, strict=True):
+            model = state.models.get(name)
+            if model is not None and not model.enabled:
+                keep += [False] * n
+                at += n
+                continue
+            method = self.default.method if model is None else model.method
+            model_id = DEFAULT_MODEL_ID if model is None else model.model_id
+            series = state.series.get(name)
+            watched = self._detector(model)
+            if series is None or series.method != method:
+                series = state.series[name] = Series(model_id, method, watched.new_state())
+            series.model_id = model_id
+            scores = watched.score(series.state, values[at : at + n], times[at : at + n])
+            keep += [True] * n
+            columns["model_id"] += [model_id] * n
+            columns["method"] += [method] * n
+            columns["score"] += scores.score
+            columns["expected"] += scores.expected
+            columns["low"] += scores.low
+            columns["high"] += scores.high
+            columns["anomalous"] += scores.anomalous
+            for i in (i for i, bad in enumerate(scores.anomalous) if bad):
+                ts = starts[at + i]
+                signals.append(
+                    Signal(
+                        RULE,
+                        "warning",
+                        name,
+                        ts,
+                        ts,
+                        values[at + i],
+                        scores.score[i],
+                        None,
+                        scores.low[i],
+                        scores.high[i],
+                    )
+                )
+            at += n
+        out: list[tuple[str, Any]] = []
+        scored = events.filter(pl.Series(keep, dtype=pl.Boolean)) if not all(keep) else events
+        if scored.height:
+            rows = scored.select("event_id", "series", "ts", "value").with_columns(
+                pl.Series("model_id", columns["model_id"], dtype=pl.String),
+                pl.Series("method", columns["method"], dtype=pl.String),
+                pl.Series("score", columns["score"], dtype=pl.Float64),
+                pl.Series("expected", columns["expected"], dtype=pl.Float64),
+                pl.Series("expected_low", columns["low"], dtype=pl.Float64),
+                pl.Series("expected_high", columns["high"], dtype=pl.Float64),
+                pl.Series("anomalous", columns["anomalous"], dtype=pl.Boolean),
+            )
+            out.append(("scores", to_table(rows, ANOMALY_SCORES)))
+        signals.sort(key=lambda s: (s.window_start, s.subject))
+        out.append(("signals", SignalBatch(signals, events["ts"].max())))  # type: ignore[arg-type]
+        return out
+
+
+def build(
+    source: Source[MessageBatch],
+    outputs: Outputs,
+    shards: int = 1,
+    default: Detector | None = None,
+    policy: AlertPolicy | None = None,
+) -> Dataflow:
+    flow = Dataflow(FLOW)
+    batches = op.input("business_and_models", flow, source)
+    decoded = op.flat_map("decode", batches, AnomalyDecoder())
+    valid = op.branch("split_dead_letters", decoded, lambda item: not isinstance(item, DeadLetter))
+    outputs.dead_letters(valid.falses, writer=FLOW)
+    sharded = op.flat_map("to_shards", valid.trues, to_shards(shards))
+    results = op.stateful_flat_map(
+        "score", sharded, Scorer(default or parse_spec(DEFAULT_DETECTOR))
+    )
+    split = op.branch("scores_or_signals", results, lambda kv: kv[1][0] == "scores")
+    scores = op.map_value("scores", split.trues, lambda v: v[1])
+    outputs.to_table("scores", scores, ANOMALY_SCORES, writer=FLOW)
+    signals = op.map("signals", split.falses, lambda kv: kv[1][1])
+    outputs.alerts(track_signals("alerting", signals, FLOW, policy or AlertPolicy()), FLOW)
+    return flow
+
+
+def flow_from_env() -> Dataflow:
+    from dataflows.runtime import (
+        alert_policy_from_env,
+        detector_from_env,
+        outputs_from_env,
+        source_from_env,
+    )
+    from streamhouse.config import from_env
+
+    settings = from_env()
+    return build(
+        source_from_env(settings, INPUT_TOPICS),
+        outputs_from_env(settings),
+        settings.shards,
+        default=detector_from_env("STREAMHOUSE_ANOMALY_DEFAULT", DEFAULT_DETECTOR),
+        policy=alert_policy_from_env(),
+    )
+
+
+__getattr__ = flow_attribute(flow_from_env)
+"""`python -m bytewax.run dataflows.anomalies:flow` builds the flow from the environment."""
