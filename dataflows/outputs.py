@@ -25,6 +25,7 @@ from models.topics import ALERTS as ALERTS_TOPIC
 from sinks.jsonl import JsonLinesSink
 from sinks.kafka import KafkaMessage, KafkaSink
 from sinks.lake import LakeSink
+from sinks.webhook import WebhookConfig, WebhookSink
 from warehouse.lake import Lake
 from warehouse.tables import ALERTS, DEAD_LETTERS, LATE_EVENTS, Table
 
@@ -46,6 +47,8 @@ class Outputs:
     """Tables whose rows are also printed as JSON lines (small result tables)."""
     captured: dict[str, list[Any]] | None = None
     """If set, every table's and topic's values are also kept here, by name (tests, demo)."""
+    webhook: WebhookConfig | None = None
+    """Where alert changes are also POSTed (sinks/webhook.py); None: nowhere."""
     lake_parts: int = 1
     """Sink partitions per lake table; more spread the writing over workers. Keep it fixed
     for the lifetime of a recovery store."""
@@ -93,11 +96,13 @@ class Outputs:
             self.to_topic("dlq", op.map_value("dlq_message", keyed, dead_letter_message), "dlq")
 
     def alerts(self, stream: Stream[tuple[str, pa.Table]], writer: str) -> None:
-        """Alert rows (models/alerts.py) to lake table `alerts` and Kafka topic `alerts`,
-        keyed by subject, so one subject's alerts stay in order."""
+        """Alert changes (models/alerts.py) to lake table `alerts`, Kafka topic `alerts`
+        (keyed by subject, so one subject's changes stay in order) and the webhook."""
         self.to_table("alerts", stream, ALERTS, writer)
         messages = op.flat_map_value("alert_messages", stream, alert_messages)
         self.to_topic("alert_topic", messages, "alerts-topic")
+        if self.webhook is not None:
+            op.output("alert_webhook", stream, WebhookSink(self.webhook))
 
     def late_events(self, stream: Stream[tuple[str, pa.Table]], writer: str) -> None:
         """`late_events` rows (dataflows/windowing.py builds them)."""

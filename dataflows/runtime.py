@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from bytewax.inputs import Source
 
@@ -23,6 +24,7 @@ from dataflows.windowing import Clock
 from models.alerts import AlertPolicy
 from models.detectors import Detector, ParameterError, parse_spec
 from models.simulator import SimConfig
+from sinks.webhook import WebhookConfig
 from streamhouse.config import ConfigError, Settings, env_number
 from streamhouse.process import tune_gc
 from warehouse.lake import Lake
@@ -146,4 +148,18 @@ def outputs_from_env(settings: Settings, stdout_tables: set[str] | None = None) 
         kafka=settings.kafka_config() if kafka_on else None,
         topic_prefix=settings.topic_prefix,
         stdout_tables=frozenset(stdout_tables or ()),
+        webhook=webhook_from_env(),
     )
+
+
+def webhook_from_env(env: Mapping[str, str] = os.environ) -> WebhookConfig | None:
+    """STREAMHOUSE_WEBHOOK_URL (http or https; unset: no webhook), STREAMHOUSE_WEBHOOK_TOKEN
+    (a bearer token), STREAMHOUSE_WEBHOOK_TIMEOUT_S (per attempt, default 5)."""
+    url = env.get("STREAMHOUSE_WEBHOOK_URL", "").strip()
+    if not url:
+        return None
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"STREAMHOUSE_WEBHOOK_URL={url!r} is not an http(s) URL")
+    timeout = env_number(env, "STREAMHOUSE_WEBHOOK_TIMEOUT_S", 5.0, minimum=0.1)
+    return WebhookConfig(url, env.get("STREAMHOUSE_WEBHOOK_TOKEN") or None, timeout)

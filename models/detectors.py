@@ -19,9 +19,9 @@ Methods and their parameters (the `anomaly-models` topic names them):
 
 | method | parameters (default) |
 |---|---|
-| `ewma` | `alpha` (0.2) smoothing; `z` (4.0) alarm at mean ± z·std; `warmup` (10); `min_std_pct` (1.0) floor of std as % of the mean; `adapt_after` (30) |
-| `mad` | `window` (30) points kept; `z` (4.0) robust z (0.6745·(x−median)/MAD); `warmup` (10); `min_std_pct` (1.0); `adapt_after` (30) |
-| `seasonal` | additive Holt-Winters without trend: `period_s` (86400), `slots` (24) per period, `alpha` (0.2) level, `gamma` (0.3) season, `z` (4.0), `warmup` (10), `min_std_pct` (1.0), `adapt_after` (30) |
+| `ewma` | `alpha` (0.05) smoothing; `z` (5.0) alarm at mean ± z·std; `warmup` (10); `min_std_pct` (1.0) floor of std as % of the mean; `adapt_after` (30) |
+| `mad` | `window` (60) points kept; `z` (5.0) robust z (0.6745·(x−median)/MAD); `warmup` (10); `min_std_pct` (1.0); `adapt_after` (30) |
+| `seasonal` | additive Holt-Winters without trend: `period_s` (86400), `slots` (24) per period, `alpha` (0.05) level, `gamma` (0.3) season, `z` (5.0), `warmup` (10), `min_std_pct` (1.0), `adapt_after` (30) |
 | `threshold` | `above`, `below` (unset: no bound); no warm-up |
 
 Every method but threshold also takes `direction`: `both` (default), `up` (only
@@ -75,9 +75,9 @@ def _float(params: Mapping[str, Any], name: str, default: float | None, low: flo
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ParameterError(f"{name}={value!r} is not a number") from None
+        raise ParameterError(f"{name}={value} is not a number") from None
     if not (low <= number <= high):
-        raise ParameterError(f"{name}={value!r} is outside [{low:g}, {high:g}]")
+        raise ParameterError(f"{name}={value} is outside [{low:g}, {high:g}]")
     return number
 
 
@@ -106,7 +106,7 @@ class Detector:
             )
         self.params = params
         self.direction = _direction(params)
-        self.z = _float(params, "z", 4.0, 0.1, 1e6)
+        self.z = _float(params, "z", 5.0, 0.1, 1e6)
         self.warmup = int(_float(params, "warmup", 10, 0, 1e6))  # type: ignore[arg-type]
         self.min_std = _float(params, "min_std_pct", 1.0, 0.0, 1e6) / 100.0  # type: ignore[operator]
         self.adapt_after = int(_float(params, "adapt_after", 30, 1, 1e9))  # type: ignore[arg-type]
@@ -162,7 +162,7 @@ class Ewma(Detector):
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
-        self.alpha = _float(self.params, "alpha", 0.2, 1e-6, 1.0)
+        self.alpha = _float(self.params, "alpha", 0.05, 1e-6, 1.0)
 
     def new_state(self) -> EwmaState:
         return EwmaState()
@@ -213,7 +213,7 @@ class Mad(Detector):
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
-        self.size = int(_float(self.params, "window", 30, 3, 10_000))  # type: ignore[arg-type]
+        self.size = int(_float(self.params, "window", 60, 3, 10_000))  # type: ignore[arg-type]
         self.warmup = min(self.warmup, self.size)
 
     def new_state(self) -> MadState:
@@ -276,7 +276,7 @@ class Seasonal(Detector):
         super().__init__(params)
         self.period = _float(self.params, "period_s", 86_400, 1, 1e9)
         self.slots = int(_float(self.params, "slots", 24, 1, 10_000))  # type: ignore[arg-type]
-        self.alpha = _float(self.params, "alpha", 0.2, 1e-6, 1.0)
+        self.alpha = _float(self.params, "alpha", 0.05, 1e-6, 1.0)
         self.gamma = _float(self.params, "gamma", 0.3, 0.0, 1.0)
 
     def new_state(self) -> SeasonalState:
