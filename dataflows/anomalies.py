@@ -183,7 +183,7 @@ class Scorer:
         hashes = events["event_id"].hash(HASH_SEED)
         repeated = ~hashes.is_first_distinct()
         if state.recent is not None:
-            repeated |= hashes.is_in(state.recent)
+            repeated |= hashes.is_in(state.recent.implode())
         fresh = ~repeated
         recent = hashes.filter(fresh)
         state.recent = (recent if state.recent is None else pl.concat([state.recent, recent])).tail(
