@@ -50,7 +50,7 @@ from warehouse.tables import ANOMALY_SCORES
 FLOW = "anomalies"
 INPUT_TOPICS = (BUSINESS_EVENTS, ANOMALY_MODELS)
 RULE = "business_anomaly"
-DEFAULT_DETECTOR = "ewma:alpha=0.05,z=5,warmup=20"
+DEFAULT_DETECTOR = "ewma:alpha=0.05,z=6,warmup=20"
 """For series without a model (STREAMHOUSE_ANOMALY_DEFAULT)."""
 DEFAULT_MODEL_ID = "default"
 RECENT_IDS = 200_000

@@ -56,7 +56,7 @@ ROUTE = ("service", "method", "route")
 PERCENTILES = {"p50_ms": 0.50, "p95_ms": 0.95, "p99_ms": 0.99}
 
 
-LATENCY_DETECTOR = "mad:window=60,z=6,warmup=10,direction=up,min_std_pct=10"
+LATENCY_DETECTOR = "mad:window=60,z=6,warmup=5,direction=up,min_std_pct=10"
 """A route's p95 per minute: heavy-tailed, so a robust baseline, and only rises alarm."""
 
 

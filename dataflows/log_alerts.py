@@ -58,7 +58,7 @@ NO_ERROR_TYPE = "unspecified"
 """The error type of an error line that names none."""
 
 
-ERROR_DETECTOR = "mad:window=60,z=5,warmup=10,direction=up,counts=1"
+ERROR_DETECTOR = "mad:window=60,z=5,warmup=5,direction=up,counts=1"
 """Errors per service and minute are counts: a robust baseline that only rises alarm."""
 
 

@@ -63,7 +63,7 @@ def micros(column: str, of_type: str) -> pl.Expr:
     return (pl.col(column) * MICROS).round(0).cast(pl.Int64).filter(_type == of_type).sum()
 
 
-ORDER_RATE_DETECTOR = "mad:window=60,z=5,warmup=10,counts=1"
+ORDER_RATE_DETECTOR = "mad:window=60,z=5,warmup=5,counts=1"
 """Orders created per minute: a drop and a surge are both worth a look."""
 
 ORDERS_PER_MINUTE = WindowAggregation(

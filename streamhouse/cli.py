@@ -322,6 +322,26 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """Open alerts, then the newest in their latest state: two named queries."""
+    from streamhouse.render import write_result
+    from warehouse.query import Warehouse, named_query
+
+    with Warehouse(_lake(args)) as wh:
+        for name, params, title in (
+            ("open_alerts", {"severity": args.severity}, "Open alerts"),
+            ("recent_alerts", {"limit": str(args.limit)}, f"Newest {args.limit} alerts"),
+        ):
+            query = named_query(name)
+            result = wh.sql(query.sql, query.bind(params))
+            if args.format == "table":
+                print(f"{title} ({result.num_rows}):")
+            write_result(result, args.format, None)
+            if args.open_only:
+                break
+    return 0
+
+
 def cmd_tables(args: argparse.Namespace) -> int:
     import pyarrow as pa
 
@@ -520,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="simulator -> order_stats -> printed report, no broker",
+        help="simulator -> every analytics flow -> lake -> printed report, no broker",
         description="Run the main job end to end on embedded defaults.",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -530,7 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("demo-lake"),
         help="lake folder; its tables are replaced (default ./demo-lake)",
     )
-    _add_simulation_flags(p, rate=300.0, duration=600)
+    # Half an hour: the per-minute detectors learn for 10 minutes before the first incident.
+    _add_simulation_flags(p, rate=150.0, duration=1800)
     p.set_defaults(handler=cmd_demo)
 
     def lake_flags(p: argparse.ArgumentParser, formats: bool = True) -> None:
@@ -566,6 +587,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     lake_flags(p)
     p.set_defaults(handler=cmd_query)
+
+    p = sub.add_parser(
+        "alerts",
+        help="list open alerts and the newest ones (lake table alerts)",
+        description="Open alerts (view alerts_open), most severe first, then the newest "
+        "alerts in their latest state.",
+    )
+    p.add_argument("--severity", default="%", help="only this severity (critical, warning)")
+    p.add_argument("--limit", type=_positive(int), default=20, help="newest alerts shown")
+    p.add_argument("--open-only", action="store_true", help="only the open alerts")
+    lake_flags(p)
+    p.set_defaults(handler=cmd_alerts)
 
     p = sub.add_parser("tables", help="list the lake's tables: rows, files, date range")
     lake_flags(p)

@@ -2,11 +2,12 @@
 
 The simulator runs once; every dataflow reads its messages in-process, one after the other: land_events
 lands every valid event in `events`; order_stats, user_activity, log_alerts and
-api_metrics window their topics; behavior_etl merges three topics into records,
-summaries and recommendations; all dead-letter what they cannot decode. The report
+api_metrics window their topics and watch them for alerts; behavior_etl merges three
+topics into records, summaries and recommendations; anomalies scores the business
+metrics; all dead-letter what they cannot decode. The report
 is read back from the lake with DuckDB: orders per minute next to the order drop
 the simulator injected, the slowest routes and top errors next to the latency spike
-and error burst, the alerts raised, the most active users, and an account of
+and error burst, each injected incident with the alerts it raised, the most active users, and an account of
 every order event.
 """
 
@@ -24,6 +25,7 @@ from bytewax.testing import run_main
 from tqdm import tqdm
 
 from dataflows import (
+    anomalies,
     api_metrics,
     behavior_etl,
     land_events,
@@ -34,6 +36,7 @@ from dataflows import (
 from dataflows.inputs import MemorySource, simulated_messages
 from dataflows.outputs import Outputs
 from dataflows.windowing import Clock
+from models.incidents import GRACE, matches
 from models.simulator import SimConfig, Simulator
 from streamhouse.render import print_table
 from warehouse.lake import Lake
@@ -84,6 +87,7 @@ def run(config: SimConfig, lake_dir: Path, *, show_progress: bool = True) -> Dem
         ("log_alerts", lambda source: log_alerts.build(source, outputs, clock)),
         ("api_metrics", lambda source: api_metrics.build(source, outputs, clock)),
         ("behavior_etl", lambda source: behavior_etl.build(source, outputs, clock)),
+        ("anomalies", lambda source: anomalies.build(source, outputs)),
     )
     for name, build in flows:
         with tqdm(
@@ -126,6 +130,37 @@ def _named(wh: Warehouse, name: str, **params: str) -> pa.Table:
     return wh.sql(query.sql, query.bind(params))
 
 
+def alerts_report(wh: Warehouse, sim: Simulator) -> str:
+    """Each injected incident with the alerts that matched it (models/incidents.py), then
+    any alert that matched none."""
+    rows = wh.sql("SELECT * FROM alerts_latest ORDER BY first_seen, rule, subject").to_pylist()
+    labels = [i.as_label() for i in sim.incidents]
+    lines, matched = [], set()
+    for incident, label in zip(sim.incidents, labels, strict=True):
+        found = [a for a in rows if matches(a, label, GRACE)]
+        matched |= {a["alert_id"] for a in found}
+        lines.append(
+            f"  injected {incident.kind:<13} {incident.subject:<30} "
+            f"{incident.start:%H:%M:%S}-{incident.end:%H:%M:%S}"
+            + ("" if found else "   NOT DETECTED")
+        )
+        for a in found:
+            delay = (a["first_seen"] - incident.start).total_seconds()
+            lines.append(
+                f"      alert {a['rule']:<20} {a['state']:<8} {a['first_seen']:%H:%M:%S}-"
+                f"{a['last_seen']:%H:%M:%S}  worst {a['observed']:.4g}  "
+                f"first seen {delay:+.0f} s from the start"
+            )
+    others = [a for a in rows if a["alert_id"] not in matched]
+    lines.append(f"  alerts that match no incident: {len(others)}")
+    for a in others:
+        lines.append(
+            f"      alert {a['rule']:<20} {a['subject']:<30} {a['state']:<8} "
+            f"{a['first_seen']:%H:%M:%S}-{a['last_seen']:%H:%M:%S}"
+        )
+    return "\n".join(lines)
+
+
 def report(result: DemoResult, out: TextIO = sys.stdout) -> None:
     sim = result.simulator
     labels = {i.kind: i for i in sim.incidents}
@@ -165,22 +200,8 @@ def report(result: DemoResult, out: TextIO = sys.stdout) -> None:
             print(f"\n{heading}\n", file=out)
             print_table(_named(wh, query, **window).slice(0, 5), out)
 
-        print("\nAlerts raised (lake table alerts) and the incidents injected\n", file=out)
-        print_table(
-            wh.sql(
-                "SELECT rule, subject, count(*) AS minutes, min(first_seen) AS first, "
-                "max(last_seen) AS last, round(max(observed), 3) AS worst, "
-                "any_value(threshold) AS threshold FROM alerts_latest GROUP BY ALL "
-                "ORDER BY first, rule, subject LIMIT 12"
-            ),
-            out,
-        )
-        for incident in sim.incidents:
-            print(
-                f"  injected: {incident.kind:<14} {incident.subject:<22} "
-                f"{incident.start:%H:%M:%S}-{incident.end:%H:%M:%S}",
-                file=out,
-            )
+        print("\nAlerts raised (lake table alerts) next to the incidents injected\n", file=out)
+        print(alerts_report(wh, sim), file=out)
 
         print(
             "\nMost active users (user_activity) and what behavior_etl recommends them\n", file=out

@@ -497,7 +497,7 @@ class _Run:
                     ts=self._time(self.start_s),
                     model_key=f"{metric}:{entity}",
                     method=DetectorMethod.EWMA,
-                    params={"alpha": 0.05, "z": 5.0, "warmup": 20.0},
+                    params={"alpha": 0.05, "z": 6.0, "warmup": 20.0},
                 ),
                 self.start_s,
             )
