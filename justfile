@@ -8,7 +8,7 @@ bin := ".venv/bin"
 help:
     @{{bin}}/just --list --unsorted
 
-# simulator -> order_stats -> report, in-process, no broker
+# simulator -> every analytics flow -> lake -> report, then the CQRS round trip; no broker
 demo *args:
     {{bin}}/streamhouse demo "$@"
 

@@ -42,7 +42,7 @@ from dataflows.windowing import HASH_SEED, Frame, shard_of, to_table
 from models.alerts import AlertPolicy, Signal
 from models.business import AnomalyModel
 from models.codec import BatchDecoder
-from models.detectors import Detector, ParameterError, detector, parse_spec
+from models.detectors import Detector, Ewma, ParameterError, detector, ewma_frame, parse_spec
 from models.projections import BusinessMetricFields
 from models.topics import ANOMALY_MODELS, BUSINESS_EVENTS
 from warehouse.tables import ANOMALY_SCORES
@@ -53,6 +53,7 @@ RULE = "business_anomaly"
 DEFAULT_DETECTOR = "ewma:alpha=0.05,z=6,warmup=20"
 """For series without a model (STREAMHOUSE_ANOMALY_DEFAULT)."""
 DEFAULT_MODEL_ID = "default"
+ROW = "_scored_at"
 RECENT_IDS = 200_000
 """Event-id hashes a shard remembers to score a re-delivered event once: duplicates
 further apart than this many events of one shard are scored twice."""
@@ -178,8 +179,68 @@ class Scorer:
         return []
 
     def _score(self, state: ShardState, events: pl.DataFrame) -> list[tuple[str, Any]]:
-        if not events.height:
+        """Score a frame: series whose detector is an EWMA with a history go through the
+        column-wise EWMA (models.detectors.ewma_frame) together; a series with an
+        anomalous point in the frame, a new series, or any other method goes point by
+        point through its detector."""
+        events = self._fresh(state, events)
+        if events is None:
             return []
+        runs = events.select(pl.col("series").rle()).unnest("series")
+        names, lengths = runs["value"].to_list(), runs["len"].to_list()
+        plans: dict[str, tuple[str, str, Detector, Series]] = {}
+        for name in names:
+            model = state.models.get(name)
+            if model is not None and not model.enabled:
+                continue
+            method = self.default.method if model is None else model.method
+            model_id = DEFAULT_MODEL_ID if model is None else model.model_id
+            series = state.series.get(name)
+            watched = self._detector(model)
+            if series is None or series.method != method:
+                series = state.series[name] = Series(model_id, method, watched.new_state())
+            series.model_id = model_id
+            plans[name] = (model_id, method, watched, series)
+        columnar = {
+            n for n, (_, _, d, s) in plans.items() if isinstance(d, Ewma) and s.state.n >= 1
+        }
+        parts: list[pl.DataFrame] = []
+        if columnar:
+            done, part = self._score_columnar(events, plans, columnar)
+            parts.append(part)
+        else:
+            done = set()
+        at, rows, signals = 0, _Rows(), []
+        value_col, ts_col = events["value"], events["ts"]
+        for name, n in zip(names, lengths, strict=True):
+            if name in plans and name not in done:
+                values = value_col.slice(at, n).to_list()
+                starts = ts_col.slice(at, n).to_list()
+                model_id, method, watched, series = plans[name]
+                scores = watched.score(series.state, values, [t.timestamp() for t in starts])
+                rows.add(at, n, model_id, method, scores)
+                for i in (i for i, bad in enumerate(scores.anomalous) if bad):
+                    signals.append(
+                        Signal(RULE, "warning", name, starts[i], starts[i], values[i],
+                               scores.score[i], None, scores.low[i], scores.high[i])
+                    )  # fmt: skip
+            at += n
+        if rows.at:
+            parts.append(rows.frame())
+        out: list[tuple[str, Any]] = []
+        if parts:
+            results = pl.concat(parts).sort(ROW)
+            scored = events.with_row_index(ROW).join(results, on=ROW, how="inner").sort(ROW)
+            out.append(("scores", to_table(scored, ANOMALY_SCORES)))
+        signals.sort(key=lambda s: (s.window_start, s.subject))
+        out.append(("signals", SignalBatch(signals, events["ts"].max())))  # type: ignore[arg-type]
+        return out
+
+    @staticmethod
+    def _fresh(state: ShardState, events: pl.DataFrame) -> pl.DataFrame | None:
+        """The frame without events seen before (by id), sorted by series (stable)."""
+        if not events.height:
+            return None
         hashes = events["event_id"].hash(HASH_SEED)
         repeated = ~hashes.is_first_distinct()
         if state.recent is not None:
@@ -190,74 +251,85 @@ class Scorer:
             RECENT_IDS
         )
         events = events.filter(fresh).sort("series", maintain_order=True)
-        if not events.height:
-            return []
-        runs = events.select(pl.col("series").rle()).unnest("series")
-        names, lengths = runs["value"].to_list(), runs["len"].to_list()
-        values = events["value"].to_list()
-        times = (events["ts"].dt.epoch("us") / 1e6).to_list()
-        columns: dict[str, list[Any]] = {
-            k: [] for k in ("model_id", "method", "score", "expected", "low", "high", "anomalous")
+        return events if events.height else None
+
+    @staticmethod
+    def _score_columnar(
+        events: pl.DataFrame,
+        plans: dict[str, tuple[str, str, Detector, Series]],
+        columnar: set[str],
+    ) -> tuple[set[str], pl.DataFrame]:
+        """(series done, their score rows) for the EWMA series in `columnar`."""
+        params = []
+        for name in columnar:
+            model_id, method, d, series = plans[name]
+            st = series.state
+            params.append(
+                (name, model_id, method, d.alpha, st.n, st.mean, st.var, st.weight, d.z,
+                 d.warmup, d.min_std, d.counts, d.direction)
+            )  # fmt: skip
+        table = pl.DataFrame(
+            params,
+            schema=["series", "model_id", "method", "alpha", "n0", "mean0", "var0", "weight0",
+                    "z", "warmup", "pct", "counts", "direction"],
+            orient="row",
+        )  # fmt: skip
+        rows = events.select("series", "value").with_row_index(ROW)
+        rows = rows.join(table, on="series", how="inner", maintain_order="left")
+        scored = pl.concat([ewma_frame(group, alpha) for (alpha,), group in rows.group_by("alpha")])
+        spoiled = set(scored.filter(pl.col("anomalous"))["series"].unique().to_list())
+        clean = scored.filter(~pl.col("series").is_in(list(spoiled)))
+        last = clean.group_by("series").agg(pl.col("n1", "mean1", "var1", "weight1").last())
+        for name, n1, mean1, var1, weight1 in last.iter_rows():
+            st = plans[name][3].state
+            st.n, st.mean, st.var, st.weight, st.streak = n1, mean1, var1, weight1, 0
+        done = columnar - spoiled
+        return done, clean.select(
+            ROW,
+            "model_id",
+            "method",
+            "score",
+            "expected",
+            pl.col("low").alias("expected_low"),
+            pl.col("high").alias("expected_high"),
+            "anomalous",
+        )
+
+
+class _Rows:
+    """Score rows of the point-by-point path, as columns."""
+
+    def __init__(self) -> None:
+        self.at: list[int] = []
+        self.columns: dict[str, list[Any]] = {
+            c: [] for c in ("model_id", "method", "score", "expected", "low", "high", "anomalous")
         }
-        keep: list[bool] = []
-        signals: list[Signal] = []
-        starts = events["ts"].to_list()
-        at = 0
-        for name, n in zip(names, lengths, strict=True):
-            model = state.models.get(name)
-            if model is not None and not model.enabled:
-                keep += [False] * n
-                at += n
-                continue
-            method = self.default.method if model is None else model.method
-            model_id = DEFAULT_MODEL_ID if model is None else model.model_id
-            series = state.series.get(name)
-            watched = self._detector(model)
-            if series is None or series.method != method:
-                series = state.series[name] = Series(model_id, method, watched.new_state())
-            series.model_id = model_id
-            scores = watched.score(series.state, values[at : at + n], times[at : at + n])
-            keep += [True] * n
-            columns["model_id"] += [model_id] * n
-            columns["method"] += [method] * n
-            columns["score"] += scores.score
-            columns["expected"] += scores.expected
-            columns["low"] += scores.low
-            columns["high"] += scores.high
-            columns["anomalous"] += scores.anomalous
-            for i in (i for i, bad in enumerate(scores.anomalous) if bad):
-                ts = starts[at + i]
-                signals.append(
-                    Signal(
-                        RULE,
-                        "warning",
-                        name,
-                        ts,
-                        ts,
-                        values[at + i],
-                        scores.score[i],
-                        None,
-                        scores.low[i],
-                        scores.high[i],
-                    )
-                )
-            at += n
-        out: list[tuple[str, Any]] = []
-        scored = events.filter(pl.Series(keep, dtype=pl.Boolean)) if not all(keep) else events
-        if scored.height:
-            rows = scored.select("event_id", "series", "ts", "value").with_columns(
-                pl.Series("model_id", columns["model_id"], dtype=pl.String),
-                pl.Series("method", columns["method"], dtype=pl.String),
-                pl.Series("score", columns["score"], dtype=pl.Float64),
-                pl.Series("expected", columns["expected"], dtype=pl.Float64),
-                pl.Series("expected_low", columns["low"], dtype=pl.Float64),
-                pl.Series("expected_high", columns["high"], dtype=pl.Float64),
-                pl.Series("anomalous", columns["anomalous"], dtype=pl.Boolean),
-            )
-            out.append(("scores", to_table(rows, ANOMALY_SCORES)))
-        signals.sort(key=lambda s: (s.window_start, s.subject))
-        out.append(("signals", SignalBatch(signals, events["ts"].max())))  # type: ignore[arg-type]
-        return out
+
+    def add(self, start: int, n: int, model_id: str, method: str, scores: Any) -> None:
+        c = self.columns
+        self.at += range(start, start + n)
+        c["model_id"] += [model_id] * n
+        c["method"] += [method] * n
+        c["score"] += scores.score
+        c["expected"] += scores.expected
+        c["low"] += scores.low
+        c["high"] += scores.high
+        c["anomalous"] += scores.anomalous
+
+    def frame(self) -> pl.DataFrame:
+        c = self.columns
+        return pl.DataFrame(
+            {
+                ROW: pl.Series(self.at, dtype=pl.UInt32),
+                "model_id": pl.Series(c["model_id"], dtype=pl.String),
+                "method": pl.Series(c["method"], dtype=pl.String),
+                "score": pl.Series(c["score"], dtype=pl.Float64),
+                "expected": pl.Series(c["expected"], dtype=pl.Float64),
+                "expected_low": pl.Series(c["low"], dtype=pl.Float64),
+                "expected_high": pl.Series(c["high"], dtype=pl.Float64),
+                "anomalous": pl.Series(c["anomalous"], dtype=pl.Boolean),
+            }
+        )
 
 
 def build(

@@ -39,6 +39,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import polars as pl
+
 MAD_TO_STD = 1.4826
 """MAD x this = the standard deviation, for normal noise."""
 DIRECTIONS = {"both": 0, "up": 1, "down": -1}
@@ -408,3 +410,69 @@ def parse_spec(text: str) -> Detector:
             raise ParameterError(f"{item!r} is not name=value")
         params[name.strip()] = value.strip()
     return detector(method, params)
+
+
+# --- the same EWMA, column-wise --------------------------------------------------------
+
+EWMA_STATE_COLUMNS = ("n0", "mean0", "var0", "weight0")
+
+
+def ewma_frame(points: pl.DataFrame, alpha: float) -> pl.DataFrame:
+    """Score many series' runs at once with Ewma's recurrences, column-wise.
+
+    `points`: `series`, `value`, and per row its series' state before the run (`n0` >= 1,
+    `mean0`, `var0`, `weight0`) and parameters (`z`, `warmup`, `pct` = min_std_pct / 100,
+    `counts`, `direction`), in each series' order. Adds `score`, `expected`, `low`,
+    `high`, `anomalous`, and the state after each point (`n1`, `mean1`, `var1`,
+    `weight1`).
+
+    Exact only while no point is anomalous: an anomalous point does not teach the
+    baseline, and this pretends it did. Callers keep the result of a series whose run
+    has no anomalous point, and score the others with `Ewma.score` (anomalies are rare).
+    With no anomaly the two agree to rounding (the recurrences are summed in another
+    order), which the tests check.
+    """
+    r = 1.0 - alpha
+    k = pl.int_range(pl.len()).over("series")
+    # A recurrence y_k = r*y_(k-1) + a*x_k started at y_(-1) = s differs from polars'
+    # (started at y_0 = x_0) by r^(k+1) * (s - x_0).
+    decay = pl.lit(r).pow(k + 1)
+    x, x0 = pl.col("value"), pl.col("value").first().over("series")
+    mean1 = x.ewm_mean(alpha=alpha, adjust=False).over("series") + decay * (pl.col("mean0") - x0)
+    scored = points.with_columns(k.alias("_k"), mean1.alias("mean1"))
+    prior = pl.col("mean1").shift(1).over("series").fill_null(pl.col("mean0"))
+    scored = scored.with_columns(prior.alias("expected"))
+    d2 = (pl.col("value") - pl.col("expected")).pow(2)
+    var1 = d2.ewm_mean(alpha=alpha, adjust=False).over("series") + decay * (
+        pl.col("var0") - d2.first().over("series")
+    )
+    weight1 = 1.0 - decay * (1.0 - pl.col("weight0"))
+    scored = scored.with_columns(var1.alias("var1"), weight1.alias("weight1"))
+    var_prior = pl.col("var1").shift(1).over("series").fill_null(pl.col("var0"))
+    weight_prior = pl.col("weight1").shift(1).over("series").fill_null(pl.col("weight0"))
+    spread = pl.when(weight_prior > 0).then((var_prior / weight_prior).sqrt()).otherwise(0.0)
+    m = pl.col("expected")
+    floor = pl.col("pct") * m.abs()
+    floor = (
+        pl.when(pl.col("counts"))
+        .then(pl.max_horizontal(floor, m.abs().sqrt(), 1.0))
+        .otherwise(floor)
+    )
+    std = pl.max_horizontal(spread, floor, 1e-9)
+    scored = scored.with_columns(std.alias("_std"))
+    score = (pl.col("value") - m) / pl.col("_std")
+    z = pl.col("z")
+    beyond = (
+        pl.when(pl.col("direction") == 0)
+        .then(score.abs() >= z)
+        .when(pl.col("direction") > 0)
+        .then(score >= z)
+        .otherwise(-score >= z)
+    )
+    return scored.with_columns(
+        score.alias("score"),
+        (m - z * pl.col("_std")).alias("low"),
+        (m + z * pl.col("_std")).alias("high"),
+        ((pl.col("n0") + pl.col("_k") >= pl.col("warmup")) & beyond).alias("anomalous"),
+        (pl.col("n0") + pl.col("_k") + 1).alias("n1"),
+    ).drop("_k", "_std")

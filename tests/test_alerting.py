@@ -4,6 +4,7 @@ restart with recovery, and the anomalies flow's live model table and duplicates.
 from __future__ import annotations
 
 import json
+import random
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -250,3 +251,32 @@ def test_bad_model_records_are_dead_letters(value: bytes, reason: str) -> None:
     (dead,) = captured_rows(captured, "dead_letters")
     assert reason in dead["reason"] and dead["topic"] == ANOMALY_MODELS
     assert len(captured_rows(captured, "anomaly_scores")) == 1
+
+
+def test_scores_do_not_depend_on_batching_to_rounding() -> None:
+    """Runs of a series go through the column-wise EWMA or point by point (a new series,
+    an anomalous point, another method): whatever the batches, the same flags and
+    alerts, and scores equal to rounding."""
+    rng = random.Random(5)
+    log = [model(1, DetectorMethod.MAD, {"window": 20, "z": 6})]
+    log[0] = RawMessage(
+        ANOMALY_MODELS, 0, 0, b"signups:store-m", log[0].value.replace(b"store-x", b"store-m")
+    )
+    for i in range(1_500):
+        entity = rng.choice(["store-x", "store-y", "store-z", "store-m"])
+        value = 100.0 + rng.gauss(0, 3) + (80.0 if rng.random() < 0.008 else 0.0)
+        log.append(metric(i, value, entity=entity, event_id=f"e{i}"))
+    results = [run_anomalies(log, batch_size=size) for size in (7, 256, 5_000)]
+    base = sorted(captured_rows(results[0], "anomaly_scores"), key=lambda r: r["event_id"])
+    assert len(base) == 1_500 and sum(r["anomalous"] for r in base) > 5
+    for other in results[1:]:
+        rows = sorted(captured_rows(other, "anomaly_scores"), key=lambda r: r["event_id"])
+        assert [r["anomalous"] for r in rows] == [r["anomalous"] for r in base]
+        assert [r["method"] for r in rows] == [r["method"] for r in base]
+        assert [r["score"] for r in rows] == pytest.approx([r["score"] for r in base], rel=1e-9)
+        alerts, expected = captured_rows(other, "alerts"), captured_rows(results[0], "alerts")
+        exact = ("alert_id", "version", "state", "subject", "first_seen", "last_seen")
+        assert [[a[k] for k in exact] for a in alerts] == [[a[k] for k in exact] for a in expected]
+        for got, want in zip(alerts, expected, strict=True):
+            for k in ("observed", "score", "expected_low", "expected_high"):
+                assert got[k] == pytest.approx(want[k], rel=1e-9), k
