@@ -8,7 +8,8 @@ in memory as messages, so both contenders read the same bytes at no cost:
                           call per series per batch, scores landed in the lake
   per-item bytewax        TestingSource -> map(msgspec decode, one event) -> key_on(series)
                           -> stateful_map(the same EWMA, one event) -> lake rows
-Both run one worker and write `anomaly_scores` to a Parquet lake in a temp dir.
+Both run one worker, in this process with the flows' GC thresholds (streamhouse.process),
+and write `anomaly_scores` to a Parquet lake in a temp dir.
 Reading from Kafka costs about 1 µs an event more (the consume ceiling measured by
 bench_windowed.py is 0.8-0.95 M events/s).
 
@@ -38,6 +39,7 @@ from models.business import AnomalyModel, BusinessMetric, DetectorMethod
 from models.detectors import parse_spec
 from models.topics import ANOMALY_MODELS, BUSINESS_EVENTS
 from sinks.lake import LakeSink
+from streamhouse.process import tune_gc
 from warehouse.lake import Lake
 from warehouse.query import Warehouse
 from warehouse.tables import ANOMALY_SCORES
@@ -143,6 +145,7 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=1_000)
     parser.add_argument("--baseline-events", type=int, default=200_000)
     args = parser.parse_args()
+    tune_gc()  # as every flow process does (dataflows.runtime.source_from_env): both contenders
     print(f"generating {args.events:,} events over {args.series:,} series ...", flush=True)
     log = messages(args.events, args.series)
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,6 +24,7 @@ Run it: `streamhouse run anomalies`.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -87,8 +88,10 @@ class Series:
 class ShardState:
     models: dict[str, LiveModel] = field(default_factory=dict)
     series: dict[str, Series] = field(default_factory=dict)
-    recent: pl.Series | None = None
-    """Hashes of the newest RECENT_IDS event ids."""
+    recent: set[int] = field(default_factory=set)
+    """Hashes of the newest RECENT_IDS event ids ..."""
+    recent_order: deque[int] = field(default_factory=deque)
+    """... oldest first, to forget them in order."""
 
 
 class AnomalyDecoder:
@@ -241,16 +244,20 @@ class Scorer:
         """The frame without events seen before (by id), sorted by series (stable)."""
         if not events.height:
             return None
-        hashes = events["event_id"].hash(HASH_SEED)
-        repeated = ~hashes.is_first_distinct()
-        if state.recent is not None:
-            repeated |= hashes.is_in(state.recent.implode())
-        fresh = ~repeated
-        recent = hashes.filter(fresh)
-        state.recent = (recent if state.recent is None else pl.concat([state.recent, recent])).tail(
-            RECENT_IDS
-        )
-        events = events.filter(fresh).sort("series", maintain_order=True)
+        recent, order = state.recent, state.recent_order
+        fresh = []
+        for h in events["event_id"].hash(HASH_SEED).to_list():
+            if h in recent:
+                fresh.append(False)
+                continue
+            fresh.append(True)
+            recent.add(h)
+            order.append(h)
+        while len(order) > RECENT_IDS:
+            recent.discard(order.popleft())
+        if not all(fresh):
+            events = events.filter(pl.Series(fresh, dtype=pl.Boolean))
+        events = events.sort("series", maintain_order=True)
         return events if events.height else None
 
     @staticmethod
