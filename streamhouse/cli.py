@@ -209,11 +209,16 @@ def _init_recovery(directory: Path, partitions: int) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from dataflows.anomalies import DEFAULT_DETECTOR
+    from dataflows.order_stats import ORDER_RATE_DETECTOR
     from dataflows.runtime import (
         INPUTS,
+        alert_policy_from_env,
         api_thresholds_from_env,
+        detector_from_env,
         error_thresholds_from_env,
         simulator_config_from_env,
+        webhook_from_env,
     )
 
     env = dict(os.environ)
@@ -233,8 +238,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_kafka_config(settings.kafka_config())
     else:
         simulator_config_from_env(settings, env)
+    # Every flow's settings are checked here, before the flow starts: one line, exit 2.
     api_thresholds_from_env(env)
     error_thresholds_from_env(env)
+    alert_policy_from_env(env)
+    webhook_from_env(env)
+    detector_from_env("STREAMHOUSE_ORDER_RATE_DETECTOR", ORDER_RATE_DETECTOR, env)
+    detector_from_env("STREAMHOUSE_ANOMALY_DEFAULT", DEFAULT_DETECTOR, env)
     if args.recovery_dir is not None:
         _init_recovery(args.recovery_dir, args.recovery_partitions)
     cmd = run_command(args)

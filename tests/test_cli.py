@@ -51,6 +51,8 @@ def test_demo_shows_the_main_job_working() -> None:
     assert "| 2026-01-05 10:00 | EUR" in out
     assert "injected order drop" in out
     assert "dead letters" in out and "late events" in out
+    assert "injected error_burst" in out and "alert log_error_count" in out
+    assert "alerts that match no incident" in out
     assert "CQRS round trip" in out
     assert "created → paid → shipped" in out
     assert "ship_order is not allowed in status cancelled" in out
@@ -194,6 +196,7 @@ def test_simulate_to_an_unreachable_broker_fails_loudly() -> None:
         ("log_alerts", ["error_counts_minute", "alerts"]),
         ("api_metrics", ["api_latency_minute", "alerts"]),
         ("behavior_etl", ["behavior_records", "user_summary", "user_recommendations"]),
+        ("anomalies", ["anomaly_scores"]),
     ],
 )
 def test_every_flow_runs_under_streamhouse_run(
@@ -224,6 +227,10 @@ def test_every_flow_runs_under_streamhouse_run(
         ("STREAMHOUSE_API_P99_MS", "fast", "STREAMHOUSE_API_P99_MS"),
         ("STREAMHOUSE_SHARDS", "0", "STREAMHOUSE_SHARDS"),
         ("STREAMHOUSE_IDLE_TIMEOUT_S", "-3", "STREAMHOUSE_IDLE_TIMEOUT_S"),
+        ("STREAMHOUSE_LATENCY_DETECTOR", "mad:windw=3", "STREAMHOUSE_LATENCY_DETECTOR"),
+        ("STREAMHOUSE_LATENCY_DETECTOR", "zscore:z=3", "STREAMHOUSE_LATENCY_DETECTOR"),
+        ("STREAMHOUSE_ALERT_RESOLVE_S", "0", "STREAMHOUSE_ALERT_RESOLVE_S"),
+        ("STREAMHOUSE_WEBHOOK_URL", "ftp://hooks.example", "STREAMHOUSE_WEBHOOK_URL"),
     ],
 )
 def test_bad_window_and_threshold_settings_are_one_line(
@@ -233,3 +240,17 @@ def test_bad_window_and_threshold_settings_are_one_line(
     done = sh("run", "api_metrics", "--input", "simulator", env=env)
     assert done.returncode == 2
     assert named in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_alerts_lists_open_and_recent_alerts(tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    env = {"STREAMHOUSE_SIM_DURATION_S": "330", "STREAMHOUSE_SIM_RATE": "150",
+           "STREAMHOUSE_LAKE_DIR": lake}  # fmt: skip
+    assert sh("run", "log_alerts", "--input", "simulator", env=env).returncode == 0
+    done = sh("alerts", "--lake", lake, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert rows and {r["rule"] for r in rows} >= {"log_error_count"}
+    assert all(r["state"] in ("firing", "resolved") for r in rows if "state" in r)
+    table = sh("alerts", "--lake", lake, "--open-only")
+    assert table.returncode == 0 and table.stdout.startswith("Open alerts (")
