@@ -24,7 +24,6 @@ Run it: `streamhouse run anomalies`.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -88,10 +87,8 @@ class Series:
 class ShardState:
     models: dict[str, LiveModel] = field(default_factory=dict)
     series: dict[str, Series] = field(default_factory=dict)
-    recent: set[int] = field(default_factory=set)
-    """Hashes of the newest RECENT_IDS event ids ..."""
-    recent_order: deque[int] = field(default_factory=deque)
-    """... oldest first, to forget them in order."""
+    recent: pl.Series | None = None
+    """Hashes of the newest RECENT_IDS event ids, oldest first."""
 
 
 class AnomalyDecoder:
@@ -209,7 +206,7 @@ class Scorer:
         }
         parts: list[pl.DataFrame] = []
         if columnar:
-            done, part = self._score_columnar(events, plans, columnar)
+            done, part = self._score_columnar(events, names, lengths, plans, columnar)
             parts.append(part)
         else:
             done = set()
@@ -244,54 +241,66 @@ class Scorer:
         """The frame without events seen before (by id), sorted by series (stable)."""
         if not events.height:
             return None
-        recent, order = state.recent, state.recent_order
-        fresh = []
-        for h in events["event_id"].hash(HASH_SEED).to_list():
-            if h in recent:
-                fresh.append(False)
-                continue
-            fresh.append(True)
-            recent.add(h)
-            order.append(h)
-        while len(order) > RECENT_IDS:
-            recent.discard(order.popleft())
-        if not all(fresh):
-            events = events.filter(pl.Series(fresh, dtype=pl.Boolean))
+        hashes = events["event_id"].hash(HASH_SEED)
+        repeated = ~hashes.is_first_distinct()
+        if state.recent is not None:
+            repeated |= hashes.is_in(state.recent.implode())
+        if repeated.any():
+            hashes, events = hashes.filter(~repeated), events.filter(~repeated)
+        kept = hashes if state.recent is None else pl.concat([state.recent, hashes])
+        state.recent = kept.tail(RECENT_IDS)
         events = events.sort("series", maintain_order=True)
         return events if events.height else None
 
     @staticmethod
     def _score_columnar(
         events: pl.DataFrame,
+        names: list[str],
+        lengths: list[int],
         plans: dict[str, tuple[str, str, Detector, Series]],
         columnar: set[str],
     ) -> tuple[set[str], pl.DataFrame]:
-        """(series done, their score rows) for the EWMA series in `columnar`."""
-        params = []
-        for name in columnar:
+        """(series done, their score rows) for the EWMA series in `columnar`: one row of
+        state and parameters per run, spread to the run's points by gather."""
+        fields = ("take", "alpha", "n0", "mean0", "var0", "weight0", "z", "warmup", "pct",
+                  "counts", "direction", "model_id", "method")  # fmt: skip
+        per_run: list[tuple[Any, ...]] = []
+        for name in names:
+            if name not in columnar:
+                per_run.append((False, 1.0, 1, 0.0, 0.0, 0.0, 0.0, 0, 0.0, False, 0, "", ""))
+                continue
             model_id, method, d, series = plans[name]
             st = series.state
-            params.append(
-                (name, model_id, method, d.alpha, st.n, st.mean, st.var, st.weight, d.z,
-                 d.warmup, d.min_std, d.counts, d.direction)
+            per_run.append(
+                (True, d.alpha, st.n, st.mean, st.var, st.weight, d.z, d.warmup, d.min_std,
+                 d.counts, d.direction, model_id, method)
             )  # fmt: skip
-        table = pl.DataFrame(
-            params,
-            schema=["series", "model_id", "method", "alpha", "n0", "mean0", "var0", "weight0",
-                    "z", "warmup", "pct", "counts", "direction"],
-            orient="row",
-        )  # fmt: skip
-        rows = events.select("series", "value").with_row_index(ROW)
-        rows = rows.join(table, on="series", how="inner", maintain_order="left")
-        scored = pl.concat([ewma_frame(group, alpha) for (alpha,), group in rows.group_by("alpha")])
+        runs = pl.DataFrame(per_run, schema=list(fields), orient="row")
+        run_of = events["series"].rle_id()
+        rows = pl.concat(
+            [
+                events.select("series", "value").with_row_index(ROW),
+                runs.select(pl.all().gather(run_of)),
+                pl.DataFrame({"len": lengths}).select(pl.int_ranges(0, "len").explode().alias("k")),
+            ],
+            how="horizontal",
+        ).filter(pl.col("take"))
+        alphas = rows["alpha"].unique().to_list()
+        scored = pl.concat(
+            [ewma_frame(rows.filter(pl.col("alpha") == a), a) for a in alphas]
+            if len(alphas) > 1
+            else [ewma_frame(rows, alphas[0])]
+        )
         spoiled = set(scored.filter(pl.col("anomalous"))["series"].unique().to_list())
-        clean = scored.filter(~pl.col("series").is_in(list(spoiled)))
-        last = clean.group_by("series").agg(pl.col("n1", "mean1", "var1", "weight1").last())
-        for name, n1, mean1, var1, weight1 in last.iter_rows():
+        clean = scored.filter(~pl.col("series").is_in(list(spoiled))) if spoiled else scored
+        run_len = dict(zip(names, lengths, strict=True))
+        last = clean.filter(pl.col("k") == pl.col("series").replace_strict(run_len) - 1)
+        for name, n1, mean1, var1, weight1 in last.select(
+            "series", "n1", "mean1", "var1", "weight1"
+        ).iter_rows():
             st = plans[name][3].state
             st.n, st.mean, st.var, st.weight, st.streak = n1, mean1, var1, weight1, 0
-        done = columnar - spoiled
-        return done, clean.select(
+        return columnar - spoiled, clean.select(
             ROW,
             "model_id",
             "method",

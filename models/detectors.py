@@ -420,36 +420,45 @@ EWMA_STATE_COLUMNS = ("n0", "mean0", "var0", "weight0")
 def ewma_frame(points: pl.DataFrame, alpha: float) -> pl.DataFrame:
     """Score many series' runs at once with Ewma's recurrences, column-wise.
 
-    `points`: `series`, `value`, and per row its series' state before the run (`n0` >= 1,
-    `mean0`, `var0`, `weight0`) and parameters (`z`, `warmup`, `pct` = min_std_pct / 100,
-    `counts`, `direction`), in each series' order. Adds `score`, `expected`, `low`,
-    `high`, `anomalous`, and the state after each point (`n1`, `mean1`, `var1`,
-    `weight1`).
+    `points`: one row per point, each series' points contiguous and in order: `value`,
+    `k` (the point's place in its run: 0, 1, ...), and per row its series' state before
+    the run (`n0` >= 1, `mean0`, `var0`, `weight0`) and parameters (`z`, `warmup`, `pct`
+    = min_std_pct / 100, `counts`, `direction`). Adds `score`, `expected`, `low`, `high`,
+    `anomalous`, and the state after each point (`n1`, `mean1`, `var1`, `weight1`).
 
     Exact only while no point is anomalous: an anomalous point does not teach the
     baseline, and this pretends it did. Callers keep the result of a series whose run
     has no anomalous point, and score the others with `Ewma.score` (anomalies are rare).
     With no anomaly the two agree to rounding (the recurrences are summed in another
     order), which the tests check.
+
+    One recurrence runs down the whole column (polars' ewm_mean, no per-series window):
+    a recurrence y = r*y + a*x restarted at a run's start from s differs from the one
+    that ran through from the run before by r^(k+1) * (s - y_before), so each run is
+    corrected with the value the column had just before it.
     """
     r = 1.0 - alpha
-    k = pl.int_range(pl.len()).over("series")
-    # A recurrence y_k = r*y_(k-1) + a*x_k started at y_(-1) = s differs from polars'
-    # (started at y_0 = x_0) by r^(k+1) * (s - x_0).
+    k = pl.col("k")
+    start = k == 0
     decay = pl.lit(r).pow(k + 1)
-    x, x0 = pl.col("value"), pl.col("value").first().over("series")
-    mean1 = x.ewm_mean(alpha=alpha, adjust=False).over("series") + decay * (pl.col("mean0") - x0)
-    scored = points.with_columns(k.alias("_k"), mean1.alias("mean1"))
-    prior = pl.col("mean1").shift(1).over("series").fill_null(pl.col("mean0"))
-    scored = scored.with_columns(prior.alias("expected"))
-    d2 = (pl.col("value") - pl.col("expected")).pow(2)
-    var1 = d2.ewm_mean(alpha=alpha, adjust=False).over("series") + decay * (
-        pl.col("var0") - d2.first().over("series")
+
+    def restarted(x: pl.Expr, seed: str) -> pl.Expr:
+        through = x.ewm_mean(alpha=alpha, adjust=False)
+        before = through.shift(1).fill_null(x.first())
+        at_start = pl.when(start).then(before).otherwise(None).forward_fill()
+        return through + decay * (pl.col(seed) - at_start)
+
+    scored = points.with_columns(restarted(pl.col("value"), "mean0").alias("mean1"))
+    scored = scored.with_columns(
+        pl.when(start).then(pl.col("mean0")).otherwise(pl.col("mean1").shift(1)).alias("expected")
     )
-    weight1 = 1.0 - decay * (1.0 - pl.col("weight0"))
-    scored = scored.with_columns(var1.alias("var1"), weight1.alias("weight1"))
-    var_prior = pl.col("var1").shift(1).over("series").fill_null(pl.col("var0"))
-    weight_prior = pl.col("weight1").shift(1).over("series").fill_null(pl.col("weight0"))
+    d2 = (pl.col("value") - pl.col("expected")).pow(2)
+    scored = scored.with_columns(
+        restarted(d2, "var0").alias("var1"),
+        (1.0 - decay * (1.0 - pl.col("weight0"))).alias("weight1"),
+    )
+    var_prior = pl.when(start).then(pl.col("var0")).otherwise(pl.col("var1").shift(1))
+    weight_prior = 1.0 - pl.lit(r).pow(k) * (1.0 - pl.col("weight0"))
     spread = pl.when(weight_prior > 0).then((var_prior / weight_prior).sqrt()).otherwise(0.0)
     m = pl.col("expected")
     floor = pl.col("pct") * m.abs()
@@ -458,8 +467,7 @@ def ewma_frame(points: pl.DataFrame, alpha: float) -> pl.DataFrame:
         .then(pl.max_horizontal(floor, m.abs().sqrt(), 1.0))
         .otherwise(floor)
     )
-    std = pl.max_horizontal(spread, floor, 1e-9)
-    scored = scored.with_columns(std.alias("_std"))
+    scored = scored.with_columns(pl.max_horizontal(spread, floor, 1e-9).alias("_std"))
     score = (pl.col("value") - m) / pl.col("_std")
     z = pl.col("z")
     beyond = (
@@ -473,6 +481,6 @@ def ewma_frame(points: pl.DataFrame, alpha: float) -> pl.DataFrame:
         score.alias("score"),
         (m - z * pl.col("_std")).alias("low"),
         (m + z * pl.col("_std")).alias("high"),
-        ((pl.col("n0") + pl.col("_k") >= pl.col("warmup")) & beyond).alias("anomalous"),
-        (pl.col("n0") + pl.col("_k") + 1).alias("n1"),
-    ).drop("_k", "_std")
+        ((pl.col("n0") + k >= pl.col("warmup")) & beyond).alias("anomalous"),
+        (pl.col("n0") + k + 1).alias("n1"),
+    ).drop("_std")
