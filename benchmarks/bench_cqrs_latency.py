@@ -137,6 +137,7 @@ def main() -> None:
             "STREAMHOUSE_BOOTSTRAP_SERVERS": bootstrap,
             "STREAMHOUSE_TOPIC_PREFIX": prefix,
             "STREAMHOUSE_LAKE_DIR": str(lake),
+            "STREAMHOUSE_RECOVERY_DIR": str(Path(tmp) / "recovery"),
         }
         procs = [
             start([CLI, "run", flow, "--snapshot-interval", "1"], env, Path(tmp) / f"{flow}.log")

@@ -193,6 +193,17 @@ def run_command(args: argparse.Namespace) -> list[str]:
     return cmd
 
 
+def recovery_dir(args: argparse.Namespace, settings: Settings) -> Path | None:
+    """Where `run` keeps the flow's recovery store: --recovery-dir, else one store per flow
+    and topic prefix under STREAMHOUSE_RECOVERY_DIR (two deployments on one broker, or two
+    flows, never share one); None with --no-recovery."""
+    if args.no_recovery:
+        return None
+    if args.recovery_dir is not None:
+        return args.recovery_dir
+    return settings.recovery_dir / f"{settings.topic_prefix}{args.flow}"
+
+
 def _init_recovery(directory: Path, partitions: int) -> None:
     """Create recovery partitions on first start; an existing store is resumed, not replaced."""
     if any(directory.glob("part-*.sqlite3")):
@@ -245,6 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     webhook_from_env(env)
     detector_from_env("STREAMHOUSE_ORDER_RATE_DETECTOR", ORDER_RATE_DETECTOR, env)
     detector_from_env("STREAMHOUSE_ANOMALY_DEFAULT", DEFAULT_DETECTOR, env)
+    args.recovery_dir = recovery_dir(args, settings)
     if args.recovery_dir is not None:
         _init_recovery(args.recovery_dir, args.recovery_partitions)
     cmd = run_command(args)
@@ -502,7 +514,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--recovery-dir",
         type=Path,
         default=None,
-        help="recovery snapshots here (created on first start); off when omitted",
+        help="recovery snapshots here (created on first start); default: "
+        "STREAMHOUSE_RECOVERY_DIR/<topic prefix><flow>, STREAMHOUSE_RECOVERY_DIR being ./recovery",
+    )
+    p.add_argument(
+        "--no-recovery",
+        action="store_true",
+        help="no snapshots: a restart reads its input from the start again",
     )
     p.add_argument(
         "--recovery-partitions",

@@ -4,8 +4,10 @@ with the cause and the broker log's last lines; none is skipped."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,20 @@ from streamhouse import broker
 from streamhouse.broker import BrokerError
 
 _broker_start: dict[str, object] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def recovery_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`streamhouse run` keeps recovery on by default, under STREAMHOUSE_RECOVERY_DIR: every
+    flow a test starts keeps its store in this session's temp dir, never in the checkout."""
+    root = tmp_path_factory.mktemp("recovery")
+    before = os.environ.get("STREAMHOUSE_RECOVERY_DIR")
+    os.environ["STREAMHOUSE_RECOVERY_DIR"] = str(root)
+    yield root
+    if before is None:
+        del os.environ["STREAMHOUSE_RECOVERY_DIR"]
+    else:
+        os.environ["STREAMHOUSE_RECOVERY_DIR"] = before
 
 
 @pytest.fixture(scope="session")

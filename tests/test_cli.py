@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,14 @@ CLI = str(Path(sys.executable).parent / "streamhouse")
 
 
 def sh(*args: str, env: dict[str, str] | None = None, timeout: float = 300):
+    """The command in a fresh recovery root: a bounded run must not resume another's store."""
+    fresh = {"STREAMHOUSE_RECOVERY_DIR": tempfile.mkdtemp(prefix="recovery-")}
     return subprocess.run(
         [CLI, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **fresh, **(env or {})},
     )
 
 
@@ -254,3 +257,35 @@ def test_alerts_lists_open_and_recent_alerts(tmp_path: Path) -> None:
     assert all(r["state"] in ("firing", "resolved") for r in rows if "state" in r)
     table = sh("alerts", "--lake", lake, "--open-only")
     assert table.returncode == 0 and table.stdout.startswith("Open alerts (")
+
+
+def test_recovery_is_on_by_default_one_store_per_prefix_and_flow(tmp_path: Path) -> None:
+    """A second bounded run resumes the first's snapshot: the input was done, so it writes
+    nothing; --no-recovery reads it all again (and rewrites the same files)."""
+    lake = tmp_path / "lake"
+    env = {"STREAMHOUSE_RECOVERY_DIR": str(tmp_path / "recovery"), "STREAMHOUSE_LAKE_DIR": str(lake),
+           "STREAMHOUSE_SIM_DURATION_S": "120", "STREAMHOUSE_TOPIC_PREFIX": "blue-"}  # fmt: skip
+
+    def count() -> int:
+        done = sh(
+            "sql", "SELECT count(*) AS n FROM events", "--format", "json", "--lake", str(lake)
+        )
+        return json.loads(done.stdout)["n"]
+
+    first = sh("run", "land_events", "--input", "simulator", env=env)
+    assert first.returncode == 0, first.stderr
+    assert list((tmp_path / "recovery" / "blue-land_events").glob("part-*.sqlite3"))
+    assert f"-r {tmp_path / 'recovery' / 'blue-land_events'}" in first.stderr
+    landed = count()
+    assert landed > 0
+
+    def written() -> float:
+        return max(f.stat().st_mtime_ns for f in lake.glob("events/*/*.parquet"))
+
+    before = written()
+    again = sh("run", "land_events", "--input", "simulator", env=env)
+    assert again.returncode == 0, again.stderr
+    assert count() == landed and written() == before
+    fresh = sh("run", "land_events", "--input", "simulator", "--no-recovery", env=env)
+    assert fresh.returncode == 0 and " -r " not in fresh.stderr
+    assert count() == landed and written() > before
