@@ -7,6 +7,7 @@ a configuration error, instead of a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from confluent_kafka import KafkaException
 
 from sinks.kafka import KafkaDeliveryError
 from streamhouse.broker import BrokerError
-from streamhouse.config import ConfigError, Settings, check_kafka_config, from_env
+from streamhouse.config import ConfigError, Settings, check_broker, check_kafka_config, from_env
 from streamhouse.render import FORMATS
 from warehouse.lake import Lake, LakeError
 
@@ -247,6 +248,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"STREAMHOUSE_INPUT={kind!r} is not one of {', '.join(INPUTS)}")
     if kind == "kafka":
         check_kafka_config(settings.kafka_config())
+        check_broker(settings, importlib.import_module(FLOWS[args.flow]).INPUT_TOPICS)
     else:
         simulator_config_from_env(settings, env)
     # Every flow's settings are checked here, before the flow starts: one line, exit 2.

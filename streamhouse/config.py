@@ -10,9 +10,10 @@ never defaults in code.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -137,6 +138,12 @@ def kafka_passthrough(env: Mapping[str, str]) -> dict[str, str]:
     return conf
 
 
+_QUIET = logging.getLogger("streamhouse.preflight")
+"""librdkafka's own log of the checks' clients: the check's one line says what failed."""
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
 def check_kafka_config(conf: Mapping[str, object]) -> None:
     """Let librdkafka itself judge every property now, instead of at first use.
 
@@ -145,13 +152,38 @@ def check_kafka_config(conf: Mapping[str, object]) -> None:
     from confluent_kafka import KafkaException, Producer
 
     try:
-        Producer(dict(conf))
+        Producer(dict(conf), logger=_QUIET)
     except KafkaException as e:
         reason = e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
         raise ConfigError(
             f"Kafka client setting rejected: {reason} "
             f"(set via STREAMHOUSE_KAFKA_* or {KAFKA_CONFIG_FILE_ENV})"
         ) from None
+
+
+def check_broker(settings: Settings, topics: Iterable[str], timeout_s: float = 10.0) -> None:
+    """The broker answers and holds `topics` (prefixed): checked before a flow starts, so a
+    wrong address or a missing topic is one line now, not a traceback half a minute later."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(settings.kafka_config(), logger=_QUIET)
+    try:
+        known = set(admin.list_topics(timeout=timeout_s).topics)
+    except KafkaException as e:
+        reason = e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
+        raise ConfigError(
+            f"STREAMHOUSE_BOOTSTRAP_SERVERS={settings.bootstrap_servers}: no Kafka broker "
+            f"answered in {timeout_s:g} s ({reason})"
+        ) from None
+    missing = sorted(
+        settings.topic_prefix + t for t in topics if settings.topic_prefix + t not in known
+    )
+    if missing:
+        raise ConfigError(
+            f"topic {', '.join(missing)} does not exist on {settings.bootstrap_servers} "
+            "(create the topics: streamhouse topics create; prefix: STREAMHOUSE_TOPIC_PREFIX)"
+        )
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Settings:

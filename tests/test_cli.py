@@ -98,6 +98,32 @@ def test_configuration_errors_are_one_line_and_name_the_setting() -> None:
     ]
 
 
+def test_a_missing_broker_or_topic_or_a_bad_recovery_dir_is_one_line(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    nobody = sh("run", "order_stats", env={"STREAMHOUSE_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    assert nobody.returncode == 2
+    (line,) = nobody.stderr.strip().splitlines()
+    assert "STREAMHOUSE_BOOTSTRAP_SERVERS=127.0.0.1:1: no Kafka broker answered" in line
+    env = {"STREAMHOUSE_BOOTSTRAP_SERVERS": kafka_bootstrap, "STREAMHOUSE_TOPIC_PREFIX": "absent-"}
+    no_topic = sh("run", "anomalies", env=env)
+    assert no_topic.returncode == 2
+    (line,) = no_topic.stderr.strip().splitlines()
+    assert "topic absent-anomaly-models, absent-business-events does not exist" in line
+    (tmp_path / "a-file").write_text("not a directory")
+    bad = sh(
+        "run",
+        "order_stats",
+        "--input",
+        "simulator",
+        "--recovery-dir",
+        str(tmp_path / "a-file" / "x"),
+    )
+    assert bad.returncode == 2
+    (line,) = bad.stderr.strip().splitlines()
+    assert f"--recovery-dir {tmp_path / 'a-file' / 'x'}: cannot create it" in line
+
+
 def test_run_with_the_simulator_input_and_recovery_needs_no_broker(tmp_path: Path) -> None:
     recovery = tmp_path / "recovery"
     env = {
