@@ -20,6 +20,8 @@ from pathlib import Path
 ENV_PREFIX = "STREAMHOUSE_"
 KAFKA_ENV_PREFIX = "STREAMHOUSE_KAFKA_"
 KAFKA_CONFIG_FILE_ENV = "STREAMHOUSE_KAFKA_CONFIG_FILE"
+NOT_CLIENT_PROPERTIES = frozenset({KAFKA_CONFIG_FILE_ENV, "STREAMHOUSE_KAFKA_OUTPUT"})
+"""STREAMHOUSE_KAFKA_* settings of streamhouse's own, not librdkafka properties."""
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
@@ -132,7 +134,7 @@ def kafka_passthrough(env: Mapping[str, str]) -> dict[str, str]:
     if path := env.get(KAFKA_CONFIG_FILE_ENV):
         conf.update(read_properties(Path(path)))
     for name, value in env.items():
-        if name.startswith(KAFKA_ENV_PREFIX) and name != KAFKA_CONFIG_FILE_ENV:
+        if name.startswith(KAFKA_ENV_PREFIX) and name not in NOT_CLIENT_PROPERTIES:
             conf[name[len(KAFKA_ENV_PREFIX) :].lower().replace("_", ".")] = value
     conf.pop("bootstrap.servers", None)  # has its own setting, below
     return conf

@@ -26,6 +26,7 @@ def test_kafka_settings_pass_through_including_sasl_and_tls(tmp_path: Path) -> N
         "STREAMHOUSE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
         "STREAMHOUSE_KAFKA_SASL_USERNAME": "streamhouse",
         "STREAMHOUSE_KAFKA_CONFIG_FILE": str(secrets),
+        "STREAMHOUSE_KAFKA_OUTPUT": "0",  # streamhouse's own setting, not a client property
     }
     conf = from_env(env).kafka_config()
     assert conf == {

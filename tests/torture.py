@@ -74,8 +74,10 @@ def torture(flow: str, work: Path, kills: int, seed: int = 7) -> Outcome:
         proc = _run(
             [*command, "--recovery-dir", str(recovery)], {**env, "STREAMHOUSE_LAKE_DIR": str(lake)}
         )
+        # Kill it mid-work: once this run has landed a file of its own, a random moment later.
+        before = set(lake.glob("*/date=*/*.parquet"))
         deadline = time.monotonic() + 120
-        while not list(lake.glob("*/date=*/*.parquet")) and proc.poll() is None:
+        while not set(lake.glob("*/date=*/*.parquet")) - before and proc.poll() is None:
             assert time.monotonic() < deadline, f"{flow} wrote nothing"
             time.sleep(0.05)
         time.sleep(rng.uniform(0.1, 1.2))

@@ -123,6 +123,7 @@ class LocalBroker:
     bootstrap: str = ""
     start_seconds: float = 0.0
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _command: list[str] = field(default_factory=list, repr=False)
     _owns_workdir: bool = field(default=False, repr=False)
 
     @property
@@ -174,15 +175,8 @@ class LocalBroker:
             raise BrokerError(
                 f"formatting KRaft storage failed:\n{(fmt.stdout + fmt.stderr)[-4000:]}"
             )
-        with open(self.log_path, "wb") as log:
-            self._proc = subprocess.Popen(
-                [*java, "kafka.Kafka", str(props)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        self._command = [*java, "kafka.Kafka", str(props)]
+        self._launch()
         self.bootstrap = f"127.0.0.1:{bport}"
         try:
             self._wait_ready(began + START_TIMEOUT_S)
@@ -191,6 +185,32 @@ class LocalBroker:
             raise
         self.start_seconds = time.monotonic() - began
         return self
+
+    def _launch(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                self._command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+
+    def outage(self, seconds: float) -> None:
+        """Shut the broker down cleanly, wait `seconds`, start it again on the same ports with
+        the same data, and return once it answers: a broker outage, for fault tests."""
+        proc = self._proc
+        assert proc is not None, "the broker is not running"
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        time.sleep(seconds)
+        self._launch()
+        self._wait_ready(time.monotonic() + START_TIMEOUT_S)
 
     def _wait_ready(self, deadline: float) -> None:
         """Ready means it answers a metadata request, not merely that a port is open."""
