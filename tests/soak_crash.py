@@ -2,7 +2,7 @@
 restarted from recovery; prints, per flow, the kills survived, the tables and rows compared
 with an uninterrupted run, and the differences found (there must be none).
 
-Usage: python tests/soak_crash.py [--kills 10] [--flows order_stats,anomalies] [--seed 7]
+Usage: python tests/soak_crash.py [--kills 10] [--duration 1800] [--flows order_stats,anomalies]
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--flows", default=",".join(FLOWS))
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--duration", type=int, default=1800, help="simulated seconds of input")
     args = parser.parse_args()
     outcomes = []
     for flow in args.flows.split(","):
         began = time.monotonic()
         with tempfile.TemporaryDirectory() as tmp:
-            outcome = torture(flow, Path(tmp), args.kills, args.seed)
+            outcome = torture(flow, Path(tmp), args.kills, args.seed, args.duration)
         outcomes.append(outcome)
         print(f"{flow}: {outcome.kills} kills, {len(outcome.differences)} differences "
               f"({time.monotonic() - began:.0f} s)", flush=True)  # fmt: skip

@@ -64,9 +64,13 @@ def _run(command: list[str], env: dict[str, str]) -> subprocess.Popen:
                             start_new_session=True)  # fmt: skip
 
 
-def torture(flow: str, work: Path, kills: int, seed: int = 7) -> Outcome:
+def torture(
+    flow: str, work: Path, kills: int, seed: int = 7, duration_s: int | None = None
+) -> Outcome:
     lake, clean, recovery = work / "lake", work / "clean", work / "recovery"
     env = {**os.environ, **SIM}
+    if duration_s is not None:  # a longer input leaves room for more kills
+        env["STREAMHOUSE_SIM_DURATION_S"] = str(duration_s)
     command = [CLI, "run", flow, "--input", "simulator", "--snapshot-interval", "1"]
     rng = random.Random(seed)
     done = 0
