@@ -1,0 +1,100 @@
+"""Crash torture over Kafka: the CQRS write side, `streamhouse run order_commands`, reads a
+preloaded `order-commands` topic and is SIGKILLed three times at random moments. Its output
+topics, deduplicated by id, and its lake table equal those of a clean run over an identical
+copy of the input (same records, same partitions, another topic prefix)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from helpers import read_all
+
+from models.simulator import SimConfig, Simulator
+from models.topics import ORDER_COMMANDS, ORDER_EVENTS, ORDER_REJECTIONS
+from sinks.kafka import KafkaMessage, ReliableProducer
+from streamhouse.topics import create_topics
+from warehouse.lake import Lake
+from warehouse.query import Warehouse
+
+CLI = str(Path(sys.executable).parent / "streamhouse")
+KILLS = 3
+ID = {ORDER_EVENTS: "event_id", ORDER_REJECTIONS: "rejection_id"}
+
+
+def preload(bootstrap: str, prefix: str, records: list) -> None:
+    create_topics({"bootstrap.servers": bootstrap}, 3, 1, prefix)
+    producer = ReliableProducer({"bootstrap.servers": bootstrap}, prefix)
+    producer.send_many(KafkaMessage(r.topic, r.key, r.value, r.headers) for r in records)
+    producer.flush(60)
+
+
+def deduplicated(bootstrap: str, topic: str, id_field: str) -> tuple[int, dict[str, tuple]]:
+    """(messages read, {id: (partition, key, value)}); a repeat must be byte-identical."""
+    messages = read_all(bootstrap, topic)
+    out: dict[str, tuple] = {}
+    for m in messages:
+        row = (m.partition(), m.key(), m.value())
+        ident = json.loads(m.value())[id_field]
+        assert out.setdefault(ident, row) == row, f"{ident} was produced twice, differently"
+    return len(messages), out
+
+
+def rejections(lake: Path) -> list[tuple]:
+    with Warehouse(Lake(lake)) as wh:
+        rows = wh.sql("SELECT * FROM order_rejections").to_pylist()
+    return sorted((tuple(r.values()) for r in rows), key=repr)
+
+
+def test_order_commands_killed_three_times_produces_what_a_clean_run_produces(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    config = SimConfig(seed=12, events_per_s=2_000, duration_s=600, order_events=False)
+    records = [r for r in Simulator(config).records() if r.topic == ORDER_COMMANDS]
+    tortured, clean = f"tort{os.getpid()}-", f"clean{os.getpid()}-"
+    for prefix in (tortured, clean):
+        preload(kafka_bootstrap, prefix, records)
+
+    def env(prefix: str, lake: str) -> dict[str, str]:
+        return {**os.environ, "STREAMHOUSE_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                "STREAMHOUSE_TOPIC_PREFIX": prefix, "STREAMHOUSE_LAKE_DIR": str(tmp_path / lake),
+                "STREAMHOUSE_RECOVERY_DIR": str(tmp_path / "recovery")}  # fmt: skip
+
+    command = [CLI, "run", "order_commands", "--until-eof", "--snapshot-interval", "1"]
+    rng = random.Random(3)
+    kills = 0
+    for _ in range(KILLS):
+        proc = subprocess.Popen(command, env=env(tortured, "lake"), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        # Kill it mid-work: a random moment after start-up (~2 s), or after it landed a file.
+        before = set((tmp_path / "lake").glob("*/*/*.parquet"))
+        began, wait = time.monotonic(), rng.uniform(2.0, 4.0)
+        while time.monotonic() - began < wait and proc.poll() is None:
+            if set((tmp_path / "lake").glob("*/*/*.parquet")) - before:
+                time.sleep(rng.uniform(0.1, 0.5))
+                break
+            time.sleep(0.05)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    done = subprocess.run(command, env=env(tortured, "lake"), capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    reference = subprocess.run([*command, "--no-recovery"], env=env(clean, "clean"),
+                               capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    assert kills >= 2, "the flow finished before it could be killed: make the input longer"
+
+    for topic, id_field in ID.items():
+        read, got = deduplicated(kafka_bootstrap, tortured + topic, id_field)
+        _, want = deduplicated(kafka_bootstrap, clean + topic, id_field)
+        assert got == want, topic
+        assert len(want) > 100 and read >= len(want)
+    assert rejections(tmp_path / "lake") == rejections(tmp_path / "clean")
