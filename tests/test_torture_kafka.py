@@ -1,7 +1,9 @@
-"""Crash torture over Kafka: the CQRS write side, `streamhouse run order_commands`, reads a
-preloaded `order-commands` topic and is SIGKILLed three times at random moments. Its output
-topics, deduplicated by id, and its lake table equal those of a clean run over an identical
-copy of the input (same records, same partitions, another topic prefix)."""
+"""Crash torture over Kafka, the CQRS round: `streamhouse run order_commands` reads a
+preloaded `order-commands` topic and is SIGKILLed three times at random moments; then
+`order_projection` reads the events it wrote (with whatever the kills made it write twice)
+and is killed three times too. The output topics, deduplicated by id, and the lake tables
+(`order_rejections`, `order_view`, `order_status_history`) equal those of clean runs over
+an identical copy of the input (same records, same partitions, another topic prefix)."""
 
 from __future__ import annotations
 
@@ -46,13 +48,34 @@ def deduplicated(bootstrap: str, topic: str, id_field: str) -> tuple[int, dict[s
     return len(messages), out
 
 
-def rejections(lake: Path) -> list[tuple]:
+def lake_rows(lake: Path, table: str) -> list[tuple]:
     with Warehouse(Lake(lake)) as wh:
-        rows = wh.sql("SELECT * FROM order_rejections").to_pylist()
+        rows = wh.sql(f'SELECT * FROM "{table}"').to_pylist()
     return sorted((tuple(r.values()) for r in rows), key=repr)
 
 
-def test_order_commands_killed_three_times_produces_what_a_clean_run_produces(
+def kill_repeatedly(command: list[str], env: dict[str, str], lake: Path, rng: random.Random) -> int:
+    """Start and SIGKILL the flow KILLS times, each a random moment after start-up (~2 s)
+    or just after it landed a file; how many kills hit a running flow."""
+    kills = 0
+    for _ in range(KILLS):
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        before = set(lake.glob("*/*/*.parquet"))
+        began, wait = time.monotonic(), rng.uniform(2.0, 4.0)
+        while time.monotonic() - began < wait and proc.poll() is None:
+            if set(lake.glob("*/*/*.parquet")) - before:
+                time.sleep(rng.uniform(0.1, 0.5))
+                break
+            time.sleep(0.05)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    return kills
+
+
+def test_the_cqrs_flows_killed_three_times_each_produce_what_clean_runs_produce(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     config = SimConfig(seed=12, events_per_s=2_000, duration_s=600, order_events=False)
@@ -66,35 +89,23 @@ def test_order_commands_killed_three_times_produces_what_a_clean_run_produces(
                 "STREAMHOUSE_TOPIC_PREFIX": prefix, "STREAMHOUSE_LAKE_DIR": str(tmp_path / lake),
                 "STREAMHOUSE_RECOVERY_DIR": str(tmp_path / "recovery")}  # fmt: skip
 
-    command = [CLI, "run", "order_commands", "--until-eof", "--snapshot-interval", "1"]
     rng = random.Random(3)
-    kills = 0
-    for _ in range(KILLS):
-        proc = subprocess.Popen(command, env=env(tortured, "lake"), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        # Kill it mid-work: a random moment after start-up (~2 s), or after it landed a file.
-        before = set((tmp_path / "lake").glob("*/*/*.parquet"))
-        began, wait = time.monotonic(), rng.uniform(2.0, 4.0)
-        while time.monotonic() - began < wait and proc.poll() is None:
-            if set((tmp_path / "lake").glob("*/*/*.parquet")) - before:
-                time.sleep(rng.uniform(0.1, 0.5))
-                break
-            time.sleep(0.05)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-    done = subprocess.run(command, env=env(tortured, "lake"), capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    reference = subprocess.run([*command, "--no-recovery"], env=env(clean, "clean"),
-                               capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert reference.returncode == 0, reference.stderr[-3000:]
-    assert kills >= 2, "the flow finished before it could be killed: make the input longer"
+    for flow in ("order_commands", "order_projection"):  # the projection reads what it wrote
+        command = [CLI, "run", flow, "--until-eof", "--snapshot-interval", "1"]
+        kills = kill_repeatedly(command, env(tortured, "lake"), tmp_path / "lake", rng)
+        done = subprocess.run(command, env=env(tortured, "lake"), capture_output=True, text=True,
+                              timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        reference = subprocess.run([*command, "--no-recovery"], env=env(clean, "clean"),
+                                   capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert reference.returncode == 0, reference.stderr[-3000:]
+        assert kills >= 2, f"{flow} finished before it could be killed: make the input longer"
 
     for topic, id_field in ID.items():
         read, got = deduplicated(kafka_bootstrap, tortured + topic, id_field)
         _, want = deduplicated(kafka_bootstrap, clean + topic, id_field)
         assert got == want, topic
         assert len(want) > 100 and read >= len(want)
-    assert rejections(tmp_path / "lake") == rejections(tmp_path / "clean")
+    for table in ("order_rejections", "order_view", "order_status_history"):
+        assert lake_rows(tmp_path / "lake", table) == lake_rows(tmp_path / "clean", table), table
+        assert len(lake_rows(tmp_path / "clean", table)) > 100, table
