@@ -1,6 +1,7 @@
 """Crash soak: every simulator-fed flow SIGKILLed --kills times at random moments and
-restarted from recovery; prints, per flow, the kills survived, the tables and rows compared
-with an uninterrupted run, and the differences found (there must be none).
+restarted from recovery; prints, per flow, the kills survived, the tables, rows and output
+messages compared with an uninterrupted run, and the differences found (there must be
+none). Starts its own broker unless KAFKA_BOOTSTRAP_SERVERS is set.
 
 Usage: python tests/soak_crash.py [--kills 10] [--duration 1800] [--flows order_stats,anomalies]
 """
@@ -17,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from torture import FLOWS, summary, torture
 
+from streamhouse.broker import kafka_bootstrap
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -26,13 +29,14 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=1800, help="simulated seconds of input")
     args = parser.parse_args()
     outcomes = []
-    for flow in args.flows.split(","):
-        began = time.monotonic()
-        with tempfile.TemporaryDirectory() as tmp:
-            outcome = torture(flow, Path(tmp), args.kills, args.seed, args.duration)
-        outcomes.append(outcome)
-        print(f"{flow}: {outcome.kills} kills, {len(outcome.differences)} differences "
-              f"({time.monotonic() - began:.0f} s)", flush=True)  # fmt: skip
+    with kafka_bootstrap() as (bootstrap, _local):
+        for flow in args.flows.split(","):
+            began = time.monotonic()
+            with tempfile.TemporaryDirectory() as tmp:
+                outcome = torture(flow, Path(tmp), args.kills, args.seed, args.duration, bootstrap)
+            outcomes.append(outcome)
+            print(f"{flow}: {outcome.kills} kills, {len(outcome.differences)} differences "
+                  f"({time.monotonic() - began:.0f} s)", flush=True)  # fmt: skip
     print()
     print(summary(outcomes))
     sys.exit(1 if any(o.differences for o in outcomes) else 0)
