@@ -85,3 +85,12 @@ def test_broker_command_serves_then_stops_cleanly(tmp_path: Path) -> None:
         time.sleep(0.2)
     assert _processes_mentioning(str(data)) == []
     assert os.path.exists(data / "broker.log")
+
+
+def test_a_cluster_id_starting_with_a_dash_formats(tmp_path, monkeypatch) -> None:
+    """A random cluster id can start with '-'; the storage tool must not read it as a flag."""
+    import streamhouse.broker as broker
+
+    monkeypatch.setattr(broker, "_cluster_id", lambda: "-" + "A" * 21)
+    with broker.LocalBroker(workdir=tmp_path / "kafka") as local:
+        assert local.bootstrap

@@ -98,6 +98,8 @@ def _die_with_parent() -> None:
 
 
 def _cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, base64url. It is passed as `--cluster-id=ID`: an
+    id starting with '-' (1 in 32) would otherwise read as an option (and did, once)."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -166,7 +168,14 @@ class LocalBroker:
         )
         java = self._java(libs)
         fmt = subprocess.run(
-            [*java, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)],
+            [
+                *java,
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={_cluster_id()}",
+                "-c",
+                str(props),
+            ],
             capture_output=True,
             text=True,
             timeout=START_TIMEOUT_S,
