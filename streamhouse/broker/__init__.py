@@ -103,6 +103,16 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (Kafka's clean shutdown hook), then SIGKILL after STOP_TIMEOUT_S."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -209,14 +219,8 @@ class LocalBroker:
     def outage(self, seconds: float) -> None:
         """Shut the broker down cleanly, wait `seconds`, start it again on the same ports with
         the same data, and return once it answers: a broker outage, for fault tests."""
-        proc = self._proc
-        assert proc is not None, "the broker is not running"
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        assert self._proc is not None, "the broker is not running"
+        _terminate(self._proc)
         time.sleep(seconds)
         self._launch()
         self._wait_ready(time.monotonic() + START_TIMEOUT_S)
@@ -247,15 +251,10 @@ class LocalBroker:
             time.sleep(0.2)
 
     def stop(self) -> None:
-        """SIGTERM (Kafka's clean shutdown hook), then SIGKILL after STOP_TIMEOUT_S."""
+        """Stop the broker (`_terminate`) and remove a work dir of its own."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            _terminate(proc)
         if self._owns_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
