@@ -146,6 +146,12 @@ _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 
 
+def _kafka_reason(error: Exception) -> str:
+    """librdkafka's own words for a KafkaException (its KafkaError's text)."""
+    first = error.args[0] if error.args else None
+    return first.str() if hasattr(first, "str") else str(error)
+
+
 def check_kafka_config(conf: Mapping[str, object]) -> None:
     """Let librdkafka itself judge every property now, instead of at first use.
 
@@ -156,7 +162,7 @@ def check_kafka_config(conf: Mapping[str, object]) -> None:
     try:
         Producer(dict(conf), logger=_QUIET)
     except KafkaException as e:
-        reason = e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
+        reason = _kafka_reason(e)
         raise ConfigError(
             f"Kafka client setting rejected: {reason} "
             f"(set via STREAMHOUSE_KAFKA_* or {KAFKA_CONFIG_FILE_ENV})"
@@ -173,7 +179,7 @@ def check_broker(settings: Settings, topics: Iterable[str], timeout_s: float = 1
     try:
         known = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as e:
-        reason = e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
+        reason = _kafka_reason(e)
         raise ConfigError(
             f"STREAMHOUSE_BOOTSTRAP_SERVERS={settings.bootstrap_servers}: no Kafka broker "
             f"answered in {timeout_s:g} s ({reason})"
