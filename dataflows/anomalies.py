@@ -375,7 +375,7 @@ def build(
 def flow_from_env() -> Dataflow:
     from dataflows.runtime import (
         alert_policy_from_env,
-        detector_from_env,
+        anomaly_default_from_env,
         outputs_from_env,
         source_from_env,
     )
@@ -386,7 +386,7 @@ def flow_from_env() -> Dataflow:
         source_from_env(settings, INPUT_TOPICS),
         outputs_from_env(settings),
         settings.shards,
-        default=detector_from_env("STREAMHOUSE_ANOMALY_DEFAULT", DEFAULT_DETECTOR),
+        default=anomaly_default_from_env(),
         policy=alert_policy_from_env(),
     )
 

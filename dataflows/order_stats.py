@@ -163,7 +163,7 @@ def flow_from_env() -> Dataflow:
     from dataflows.runtime import (
         alert_policy_from_env,
         clock_from_env,
-        detector_from_env,
+        order_rate_detector_from_env,
         outputs_from_env,
         source_from_env,
     )
@@ -175,7 +175,7 @@ def flow_from_env() -> Dataflow:
         outputs_from_env(settings, stdout_tables={ORDER_STATS_MINUTE.name}),
         clock_from_env(settings),
         settings.shards,
-        detector=detector_from_env("STREAMHOUSE_ORDER_RATE_DETECTOR", ORDER_RATE_DETECTOR),
+        detector=order_rate_detector_from_env(),
         policy=alert_policy_from_env(),
     )
 

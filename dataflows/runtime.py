@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 
 from bytewax.inputs import Source
 
+from dataflows.anomalies import DEFAULT_DETECTOR
 from dataflows.api_metrics import LATENCY_DETECTOR, ApiThresholds
 from dataflows.inputs import KafkaBatchSource, SimulatorSource
 from dataflows.log_alerts import ERROR_DETECTOR, ErrorThresholds
 from dataflows.messages import MessageBatch
+from dataflows.order_stats import ORDER_RATE_DETECTOR
 from dataflows.outputs import Outputs
 from dataflows.windowing import Clock
 from models.alerts import AlertPolicy
@@ -78,6 +80,16 @@ def detector_from_env(name: str, default: str, env: Mapping[str, str] = os.envir
         return parse_spec(spec)
     except ParameterError as e:
         raise ConfigError(f"{name}={spec!r}: {e}") from None
+
+
+def order_rate_detector_from_env(env: Mapping[str, str] = os.environ) -> Detector:
+    """order_stats' detector on orders created per minute (STREAMHOUSE_ORDER_RATE_DETECTOR)."""
+    return detector_from_env("STREAMHOUSE_ORDER_RATE_DETECTOR", ORDER_RATE_DETECTOR, env)
+
+
+def anomaly_default_from_env(env: Mapping[str, str] = os.environ) -> Detector:
+    """anomalies' detector for series without a model (STREAMHOUSE_ANOMALY_DEFAULT)."""
+    return detector_from_env("STREAMHOUSE_ANOMALY_DEFAULT", DEFAULT_DETECTOR, env)
 
 
 def alert_policy_from_env(env: Mapping[str, str] = os.environ) -> AlertPolicy:

@@ -221,14 +221,13 @@ def _init_recovery(directory: Path, partitions: int) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from dataflows.anomalies import DEFAULT_DETECTOR
-    from dataflows.order_stats import ORDER_RATE_DETECTOR
     from dataflows.runtime import (
         INPUTS,
         alert_policy_from_env,
+        anomaly_default_from_env,
         api_thresholds_from_env,
-        detector_from_env,
         error_thresholds_from_env,
+        order_rate_detector_from_env,
         simulator_config_from_env,
         webhook_from_env,
     )
@@ -256,8 +255,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     error_thresholds_from_env(env)
     alert_policy_from_env(env)
     webhook_from_env(env)
-    detector_from_env("STREAMHOUSE_ORDER_RATE_DETECTOR", ORDER_RATE_DETECTOR, env)
-    detector_from_env("STREAMHOUSE_ANOMALY_DEFAULT", DEFAULT_DETECTOR, env)
+    order_rate_detector_from_env(env)
+    anomaly_default_from_env(env)
     args.recovery_dir = recovery_dir(args, settings)
     if args.recovery_dir is not None:
         _init_recovery(args.recovery_dir, args.recovery_partitions)
