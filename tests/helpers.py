@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bytewax.inputs import AbortExecution, FixedPartitionedSource, StatefulSourcePartition
@@ -127,3 +128,14 @@ def captured_rows(captured: dict[str, list], name: str) -> list[dict]:
         else:
             rows.append(dict(item))
     return sorted(rows, key=lambda r: tuple(str(v) for v in r.values()))
+
+
+def lake_rows(lake: Path, table: str) -> list[tuple]:
+    """A lake table's rows as sorted tuples: what the crash and fault tests compare with a
+    clean run's."""
+    from warehouse.lake import Lake
+    from warehouse.query import Warehouse
+
+    with Warehouse(Lake(lake)) as wh:
+        data = wh.sql(f'SELECT * FROM "{table}"').to_pylist()
+    return sorted((tuple(r.values()) for r in data), key=repr)

@@ -15,13 +15,13 @@ from datetime import datetime
 from pathlib import Path
 
 from bytewax.testing import run_main
+from helpers import lake_rows
 
 from dataflows import land_events
 from dataflows.inputs import SimulatorSource
 from dataflows.outputs import Outputs
 from models.simulator import SimConfig
 from warehouse.lake import Lake
-from warehouse.query import Warehouse
 
 CLI = str(Path(sys.executable).parent / "streamhouse")
 RATE, DURATION = 2000, 150
@@ -30,12 +30,6 @@ START = "2026-01-05T23:58:45+00:00"
 not overwrite the files of the epoch it replaces: only deleting them on resume keeps the
 lake exact."""
 KILLS = 3
-
-
-def rows(lake: Path, table: str) -> list[tuple]:
-    with Warehouse(Lake(lake)) as wh:
-        data = wh.sql(f'SELECT * FROM "{table}"').to_pylist()
-    return sorted((tuple(r.values()) for r in data), key=repr)
 
 
 def test_sigkill_and_restart_leave_the_lake_as_an_uninterrupted_run(tmp_path: Path) -> None:
@@ -76,9 +70,9 @@ def test_sigkill_and_restart_leave_the_lake_as_an_uninterrupted_run(tmp_path: Pa
         "date=2026-01-05", "date=2026-01-06",
     }  # fmt: skip
     for table in ("events", "dead_letters"):
-        expected = rows(clean, table)
+        expected = lake_rows(clean, table)
         assert len(expected) > 100, table
-        assert rows(lake, table) == expected, table
+        assert lake_rows(lake, table) == expected, table
 
 
 def _file_size_limit(limit_bytes: int):
@@ -108,4 +102,4 @@ def test_a_full_disk_stops_the_flow_loudly_and_a_restart_loses_nothing(tmp_path:
     clean = tmp_path / "clean"
     run_main(land_events.build(SimulatorSource(SimConfig(events_per_s=1000, duration_s=60)),
                                Outputs(lake=Lake(clean))))  # fmt: skip
-    assert rows(lake, "events") == rows(clean, "events")
+    assert lake_rows(lake, "events") == lake_rows(clean, "events")

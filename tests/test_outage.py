@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import lake_rows
 
 from models.simulator import SimConfig, Simulator
 from sinks.kafka import KafkaMessage, ReliableProducer
@@ -28,12 +29,6 @@ def produce(bootstrap: str, prefix: str, records: list) -> None:
     producer = ReliableProducer({"bootstrap.servers": bootstrap}, prefix)
     producer.send_many(KafkaMessage(r.topic, r.key, r.value, r.headers) for r in records)
     producer.flush(60)
-
-
-def lake_rows(lake: Path, table: str) -> list[tuple]:
-    with Warehouse(Lake(lake)) as wh:
-        rows = wh.sql(f'SELECT * FROM "{table}"').to_pylist()
-    return sorted((tuple(r.values()) for r in rows), key=repr)
 
 
 def count(lake: Path) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from bytewax.testing import run_main
-from helpers import captured_rows, frozen_now
+from helpers import captured_rows, frozen_now, lake_rows
 from test_alerting import LOGS, Receiver
 
 from dataflows import log_alerts
@@ -23,17 +23,8 @@ from dataflows.outputs import Outputs
 from dataflows.windowing import Clock
 from models.topics import LOG_EVENTS
 from sinks.webhook import WebhookConfig
-from warehouse.lake import Lake
-from warehouse.query import Warehouse
 
 CLI = str(Path(sys.executable).parent / "streamhouse")
-
-
-def rows(lake: Path) -> list[tuple]:
-    with Warehouse(Lake(lake)) as wh:
-        return sorted(
-            (tuple(r.values()) for r in wh.sql("SELECT * FROM events").to_pylist()), key=repr
-        )
 
 
 def test_a_lake_that_becomes_unwritable_stops_the_flow_loudly_and_a_restart_completes(
@@ -63,8 +54,8 @@ def test_a_lake_that_becomes_unwritable_stops_the_flow_loudly_and_a_restart_comp
     clean = subprocess.run([*command, "--no-recovery"], capture_output=True, text=True, timeout=300,
                            env={**env, "STREAMHOUSE_LAKE_DIR": str(tmp_path / "clean")})  # fmt: skip
     assert clean.returncode == 0, clean.stderr[-3000:]
-    assert rows(lake) == rows(tmp_path / "clean")
-    assert len(rows(lake)) > 10_000
+    assert lake_rows(lake, "events") == lake_rows(tmp_path / "clean", "events")
+    assert len(lake_rows(lake, "events")) > 10_000
 
 
 def test_a_hanging_webhook_holds_the_flow_back_without_dropping_and_it_completes_later(

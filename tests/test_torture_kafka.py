@@ -10,20 +10,17 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from helpers import read_all
+from helpers import lake_rows, read_all
+from torture import start_and_kill
 
 from models.simulator import SimConfig, Simulator
 from models.topics import ORDER_COMMANDS, ORDER_EVENTS, ORDER_REJECTIONS
 from sinks.kafka import KafkaMessage, ReliableProducer
 from streamhouse.topics import create_topics
-from warehouse.lake import Lake
-from warehouse.query import Warehouse
 
 CLI = str(Path(sys.executable).parent / "streamhouse")
 KILLS = 3
@@ -48,31 +45,13 @@ def deduplicated(bootstrap: str, topic: str, id_field: str) -> tuple[int, dict[s
     return len(messages), out
 
 
-def lake_rows(lake: Path, table: str) -> list[tuple]:
-    with Warehouse(Lake(lake)) as wh:
-        rows = wh.sql(f'SELECT * FROM "{table}"').to_pylist()
-    return sorted((tuple(r.values()) for r in rows), key=repr)
-
-
 def kill_repeatedly(command: list[str], env: dict[str, str], lake: Path, rng: random.Random) -> int:
     """Start and SIGKILL the flow KILLS times, each a random moment after start-up (~2 s)
     or just after it landed a file; how many kills hit a running flow."""
-    kills = 0
-    for _ in range(KILLS):
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        before = set(lake.glob("*/*/*.parquet"))
-        began, wait = time.monotonic(), rng.uniform(2.0, 4.0)
-        while time.monotonic() - began < wait and proc.poll() is None:
-            if set(lake.glob("*/*/*.parquet")) - before:
-                time.sleep(rng.uniform(0.1, 0.5))
-                break
-            time.sleep(0.05)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-    return kills
+    return sum(
+        start_and_kill(command, env, lake, rng, give_up_s=rng.uniform(2.0, 4.0), after_s=(0.1, 0.5))
+        for _ in range(KILLS)
+    )
 
 
 def test_the_cqrs_flows_killed_three_times_each_produce_what_clean_runs_produce(

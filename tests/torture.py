@@ -103,6 +103,37 @@ def _run(command: list[str], env: dict[str, str]) -> subprocess.Popen:
                             start_new_session=True)  # fmt: skip
 
 
+def start_and_kill(
+    command: list[str],
+    env: dict[str, str],
+    lake: Path,
+    rng: random.Random,
+    give_up_s: float | None = None,
+    after_s: tuple[float, float] = (0.1, 1.2),
+) -> bool:
+    """Start the flow and SIGKILL it mid-work: a random `after_s` after this run has landed
+    a lake file of its own, or `give_up_s` after its start if it has landed none by then
+    (None: it must land one within 120 s). True when the kill hit a running flow."""
+    proc = _run(command, env)
+    before = set(lake.glob("*/date=*/*.parquet"))
+    began = time.monotonic()
+    while proc.poll() is None:
+        if set(lake.glob("*/date=*/*.parquet")) - before:
+            time.sleep(rng.uniform(*after_s))
+            break
+        waited = time.monotonic() - began
+        if give_up_s is not None and waited >= give_up_s:
+            break
+        assert give_up_s is not None or waited < 120, f"{command[2]} wrote nothing"
+        time.sleep(0.05)
+    killed = proc.poll() is None
+    if killed:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
+    return killed
+
+
 def torture(
     flow: str,
     work: Path,
@@ -133,19 +164,9 @@ def torture(
     rng = random.Random(seed)
     done = 0
     for _ in range(kills):
-        proc = _run([*command, "--recovery-dir", str(recovery)], env_for("lake"))
-        # Kill it mid-work: once this run has landed a file of its own, a random moment later.
-        before = set(lake.glob("*/date=*/*.parquet"))
-        deadline = time.monotonic() + 120
-        while not set(lake.glob("*/date=*/*.parquet")) - before and proc.poll() is None:
-            assert time.monotonic() < deadline, f"{flow} wrote nothing"
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.1, 1.2))
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            done += 1
-        proc.wait()
-        assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
+        done += start_and_kill(
+            [*command, "--recovery-dir", str(recovery)], env_for("lake"), lake, rng
+        )
     final = subprocess.run([*command, "--recovery-dir", str(recovery)], env=env_for("lake"),
                            capture_output=True, text=True, timeout=600)  # fmt: skip
     assert final.returncode == 0, final.stderr[-3000:]
