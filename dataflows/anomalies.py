@@ -37,6 +37,7 @@ from dataflows.alerting import SignalBatch, track_signals
 from dataflows.decode import FrameDecoders, dead_letter
 from dataflows.entry import flow_attribute
 from dataflows.messages import DeadLetter, MessageBatch
+from dataflows.metrics import observed_batches
 from dataflows.outputs import Outputs
 from dataflows.windowing import HASH_SEED, Frame, shard_of, to_table
 from models.alerts import AlertPolicy, Signal
@@ -357,7 +358,7 @@ def build(
 ) -> Dataflow:
     flow = Dataflow(FLOW)
     batches = op.input("business_and_models", flow, source)
-    decoded = op.flat_map("decode", batches, AnomalyDecoder())
+    decoded = op.flat_map("decode", batches, observed_batches(FLOW, "decode", AnomalyDecoder()))
     valid = op.branch("split_dead_letters", decoded, lambda item: not isinstance(item, DeadLetter))
     outputs.dead_letters(valid.falses, writer=FLOW)
     sharded = op.flat_map("to_shards", valid.trues, to_shards(shards))

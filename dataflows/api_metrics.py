@@ -30,6 +30,7 @@ from dataflows.decode import FrameDecoders
 from dataflows.entry import flow_attribute
 from dataflows.inputs import topic_partitions
 from dataflows.messages import MessageBatch
+from dataflows.metrics import observed_batches
 from dataflows.outputs import Outputs
 from dataflows.windowing import (
     DUPS,
@@ -165,7 +166,9 @@ def build(
     flow = Dataflow(FLOW)
     batches = op.input("metrics_events", flow, source)
     decoded = op.flat_map(
-        "decode", batches, FrameDecoders(FLOW, {METRICS_EVENTS: HttpRequestFields})
+        "decode",
+        batches,
+        observed_batches(FLOW, "decode", FrameDecoders(FLOW, {METRICS_EVENTS: HttpRequestFields})),
     )
     frames = op.branch("split_dead_letters", decoded, lambda item: isinstance(item, Frame))
     outputs.dead_letters(frames.falses, writer=FLOW)

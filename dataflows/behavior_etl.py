@@ -30,6 +30,7 @@ from dataflows.decode import TopicDecoder
 from dataflows.entry import flow_attribute
 from dataflows.inputs import topic_partitions
 from dataflows.messages import DeadLetter, MessageBatch
+from dataflows.metrics import observed_batches
 from dataflows.ordering import in_event_time_order
 from dataflows.outputs import Outputs
 from dataflows.windowing import Clock, Frame
@@ -145,7 +146,9 @@ def build(
 ) -> Dataflow:
     flow = Dataflow(FLOW)
     batches = op.input("behavior_topics", flow, source)
-    decoded = op.flat_map("decode_normalise", batches, BehaviorDecoder())
+    decoded = op.flat_map(
+        "decode_normalise", batches, observed_batches(FLOW, "decode_normalise", BehaviorDecoder())
+    )
     frames = op.branch("split_dead_letters", decoded, lambda item: isinstance(item, Frame))
     outputs.dead_letters(frames.falses, writer=FLOW)
     ordered = in_event_time_order(

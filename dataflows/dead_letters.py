@@ -9,18 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from opentelemetry import metrics
-
 from dataflows.messages import DeadLetter
+from dataflows.metrics import dead_letters
 from models.base import derived_id
 from models.topics import dlq
 from sinks.kafka import KafkaMessage
-
-_dead_letters = metrics.get_meter("streamhouse").create_counter(
-    "streamhouse.dead_letters",
-    unit="{message}",
-    description="Input messages that could not be decoded or validated, per flow and topic",
-)
 
 
 def dead_letter_row(letter: DeadLetter) -> dict[str, object]:
@@ -54,4 +47,4 @@ def dead_letter_message(letter: DeadLetter) -> KafkaMessage:
 
 def count_dead_letter(letter: DeadLetter) -> None:
     """The `streamhouse.dead_letters` counter, by flow and source topic, for monitoring."""
-    _dead_letters.add(1, {"flow": letter.flow, "topic": letter.topic})
+    dead_letters.add(1, {"flow": letter.flow, "topic": letter.topic})

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from dataflows.messages import DeadLetter, MessageBatch, RawMessage
+from dataflows.tracing import Traced, traceparent_header
 from dataflows.windowing import Frame
 from models.base import Event
 from models.codec import BatchDecoder
@@ -17,16 +18,22 @@ class TopicDecoder:
     """Decodes the messages of the given topics; other topics' messages are not this flow's.
 
     Yields events and dead letters in batch order, so one `op.flat_map` plus one
-    `op.branch` give a flow its valid stream and its dead-letter stream.
+    `op.branch` give a flow its valid stream and its dead-letter stream. With
+    `traced`, each event comes as `Traced(event, its message's traceparent)`, for flows
+    that continue each message's trace (dataflows/tracing.py).
     """
 
-    def __init__(self, flow: str, topics: Iterable[str]) -> None:
+    def __init__(self, flow: str, topics: Iterable[str], traced: bool = False) -> None:
         self.flow = flow
+        self.traced = traced
         self._decoders = {topic: BatchDecoder(topic) for topic in topics}
 
-    def __call__(self, batch: Iterable[RawMessage]) -> Iterator[Event | DeadLetter]:
-        for _message, result in self.pairs(batch):
-            yield result
+    def __call__(self, batch: Iterable[RawMessage]) -> Iterator[Event | Traced | DeadLetter]:
+        for message, result in self.pairs(batch):
+            if self.traced and not isinstance(result, DeadLetter):
+                yield Traced(result, traceparent_header(message.headers))
+            else:
+                yield result
 
     def pairs(self, batch: Iterable[RawMessage]) -> Iterator[tuple[RawMessage, Event | DeadLetter]]:
         """Each of this flow's messages with what it decoded to, for flows that keep both."""

@@ -22,6 +22,7 @@ from bytewax.inputs import Source
 from dataflows.decode import TopicDecoder
 from dataflows.entry import flow_attribute, from_env
 from dataflows.messages import DeadLetter, MessageBatch
+from dataflows.metrics import observed_batches
 from dataflows.outputs import Outputs
 from models.codec import encode
 from models.topics import INPUT_TOPICS
@@ -57,7 +58,7 @@ class Lander:
 def build(source: Source[MessageBatch], outputs: Outputs) -> Dataflow:
     flow = Dataflow(FLOW)
     batches = op.input("input_topics", flow, source)
-    landed = op.flat_map("decode", batches, Lander())
+    landed = op.flat_map("decode", batches, observed_batches(FLOW, "decode", Lander()))
     split = op.branch("split_dead_letters", landed, lambda x: isinstance(x, pa.Table))
     outputs.dead_letters(split.falses, writer=FLOW)
     outputs.to_table("events", op.key_on("key", split.trues, lambda _t: FLOW), EVENTS, FLOW)

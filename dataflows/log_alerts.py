@@ -31,6 +31,7 @@ from dataflows.decode import dead_letter
 from dataflows.entry import flow_attribute
 from dataflows.inputs import topic_partitions
 from dataflows.messages import DeadLetter, MessageBatch
+from dataflows.metrics import observed_batches
 from dataflows.outputs import Outputs
 from dataflows.windowing import (
     DUPS,
@@ -179,7 +180,7 @@ def build(
     limits = thresholds or ErrorThresholds()
     flow = Dataflow(FLOW)
     batches = op.input("log_events", flow, source)
-    parsed = op.flat_map("parse", batches, LogDecoder())
+    parsed = op.flat_map("parse", batches, observed_batches(FLOW, "parse", LogDecoder()))
     frames = op.branch("split_dead_letters", parsed, lambda item: isinstance(item, Frame))
     outputs.dead_letters(frames.falses, writer=FLOW)
     errors = op.map("errors_only", frames.trues, errors_only)

@@ -3,7 +3,8 @@
     order-commands ─► decode ─┬─► dead letters ─► lake dead_letters, order-commands.dlq
                               └─► key by order_id ─► order aggregate (state machine,
                                   recoverable state, one per order)
-                                   ─┬─► accepted: events ─► Kafka order-events
+                                  (a span per command, continuing its trace)
+                                   ─┬─► accepted: events ─► Kafka order-events (traceparent)
                                     ├─► rejected: reasons ─► Kafka order-rejections, lake order_rejections
                                     └─► re-delivered command_id: nothing
 
@@ -25,8 +26,10 @@ from bytewax.inputs import Source
 from dataflows.decode import TopicDecoder
 from dataflows.entry import flow_attribute, from_env
 from dataflows.messages import DeadLetter, MessageBatch
+from dataflows.metrics import observed_batches
 from dataflows.outputs import Outputs
-from models.base import Event
+from dataflows.tracing import Traced, child_span, current_traceparent
+from models.base import Event, type_tag
 from models.codec import encode
 from models.order_state import OrderRejected, OrderState
 from models.orders import OrderCommand
@@ -46,8 +49,32 @@ def decide(
     return state, state.handle(command)  # type: ignore[arg-type]
 
 
-def event_message(event: Event) -> KafkaMessage:
-    return KafkaMessage(ORDER_EVENTS, event.key().encode(), encode(event))
+def handle(state: OrderState | None, command: Traced) -> tuple[OrderState, Traced | None]:
+    """`decide`, in a span that continues the command's trace; what it produced carries
+    that span's `traceparent` (or the command's, when this process records no spans)."""
+    c: OrderCommand = command.value
+    with child_span(
+        f"{FLOW} {type_tag(c)}", command.parent, order_id=c.order_id, command_id=c.command_id
+    ) as span:
+        state, result = decide(state, c)
+        if span is not None:
+            span.set_attribute(
+                "outcome",
+                "rejected"
+                if isinstance(result, OrderRejected)
+                else "accepted"
+                if result is not None
+                else "redelivery",
+            )
+        return state, None if result is None else Traced(
+            result, current_traceparent() or command.parent
+        )
+
+
+def event_message(event: Traced) -> KafkaMessage:
+    e: Event = event.value
+    headers = (("traceparent", event.parent),) if event.parent else ()
+    return KafkaMessage(ORDER_EVENTS, e.key().encode(), encode(e), headers)
 
 
 def rejection_message(rejection: OrderRejected) -> KafkaMessage:
@@ -59,22 +86,27 @@ def rejection_message(rejection: OrderRejected) -> KafkaMessage:
 def build(source: Source[MessageBatch], outputs: Outputs) -> Dataflow:
     flow = Dataflow(FLOW)
     batches = op.input("order_commands", flow, source)
-    decoded = op.flat_map("decode", batches, TopicDecoder(FLOW, INPUT_TOPICS))
+    decoded = op.flat_map(
+        "decode",
+        batches,
+        observed_batches(FLOW, "decode", TopicDecoder(FLOW, INPUT_TOPICS, traced=True)),
+    )
     commands = op.branch("split_dead_letters", decoded, lambda x: not isinstance(x, DeadLetter))
     outputs.dead_letters(commands.falses, writer=FLOW)  # type: ignore[arg-type]
-    by_order = op.key_on("by_order", commands.trues, lambda c: c.order_id)  # type: ignore[union-attr]
-    results = op.stateful_map("order_aggregate", by_order, decide)
+    by_order = op.key_on("by_order", commands.trues, lambda c: c.value.order_id)  # type: ignore[union-attr]
+    results = op.stateful_map("order_aggregate", by_order, handle)
     produced = op.filter_value("drop_redeliveries", results, lambda r: r is not None)
-    outcome = op.branch("accepted_or_rejected", produced, lambda kv: isinstance(kv[1], Event))
+    outcome = op.branch("accepted_or_rejected", produced, lambda kv: isinstance(kv[1].value, Event))
     outputs.to_topic(
         "events", op.map_value("event_message", outcome.trues, event_message), ORDER_EVENTS
     )
+    rejections = op.map_value("untraced", outcome.falses, lambda r: r.value)
     outputs.to_topic(
         "rejections",
-        op.map_value("rejection_message", outcome.falses, rejection_message),
+        op.map_value("rejection_message", rejections, rejection_message),
         ORDER_REJECTIONS,
     )
-    outputs.to_table("rejection_rows", outcome.falses, REJECTIONS_TABLE, writer=FLOW)
+    outputs.to_table("rejection_rows", rejections, REJECTIONS_TABLE, writer=FLOW)
     return flow
 
 

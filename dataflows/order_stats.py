@@ -30,6 +30,7 @@ from dataflows.decode import FrameDecoders
 from dataflows.entry import flow_attribute
 from dataflows.inputs import topic_partitions
 from dataflows.messages import MessageBatch
+from dataflows.metrics import observed_batches
 from dataflows.outputs import Outputs
 from dataflows.windowing import (
     DUPS,
@@ -138,7 +139,11 @@ def build(
 ) -> Dataflow:
     flow = Dataflow(FLOW)
     batches = op.input("order_events", flow, source)
-    decoded = op.flat_map("decode", batches, FrameDecoders(FLOW, {ORDER_EVENTS: OrderStatsFields}))
+    decoded = op.flat_map(
+        "decode",
+        batches,
+        observed_batches(FLOW, "decode", FrameDecoders(FLOW, {ORDER_EVENTS: OrderStatsFields})),
+    )
     frames = op.branch("split_dead_letters", decoded, lambda item: isinstance(item, Frame))
     outputs.dead_letters(frames.falses, writer=FLOW)
     counted = op.map("created_paid_cancelled", frames.trues, counted_only)

@@ -20,6 +20,7 @@ from bytewax.testing import TestingSink
 
 from dataflows.dead_letters import count_dead_letter, dead_letter_message, dead_letter_row
 from dataflows.messages import DeadLetter
+from dataflows.metrics import late_events, record_output
 from models.alerts import Alert
 from models.topics import ALERTS as ALERTS_TOPIC
 from sinks.jsonl import JsonLinesSink
@@ -53,6 +54,14 @@ class Outputs:
     """Sink partitions per lake table; more spread the writing over workers. Keep it fixed
     for the lifetime of a recovery store."""
 
+    @staticmethod
+    def _measure(
+        step_id: str, stream: Stream[tuple[str, Any]], output: str, time_column: str | None
+    ) -> None:
+        """Count what leaves by this output, and how far its event time trails the clock."""
+        flow = stream.stream_id.split(".", 1)[0]
+        op.inspect(f"{step_id}_metrics", stream, record_output(flow, output, time_column))
+
     def _capture(self, step_id: str, stream: Stream[tuple[str, Any]], name: str) -> None:
         if self.captured is not None:
             values = op.map(f"{step_id}_values", stream, lambda kv: kv[1])
@@ -62,6 +71,7 @@ class Outputs:
         self, step_id: str, stream: Stream[tuple[str, Any]], table: Table, writer: str
     ) -> None:
         """Land keyed rows (structs, mappings or Arrow tables) in `table`."""
+        self._measure(step_id, stream, table.name, table.partition_by)
         if self.lake is not None:
             op.output(
                 f"{step_id}_lake", stream, LakeSink(self.lake, table, writer, self.lake_parts)
@@ -76,6 +86,7 @@ class Outputs:
 
     def to_topic(self, step_id: str, stream: Stream[tuple[str, KafkaMessage]], name: str) -> None:
         """Produce keyed messages (each names its topic); `name` labels them in `captured`."""
+        self._measure(step_id, stream, name, None)
         if self.kafka is not None:
             op.output(
                 f"{step_id}_kafka", stream, KafkaSink(self.kafka, topic_prefix=self.topic_prefix)
@@ -106,4 +117,10 @@ class Outputs:
 
     def late_events(self, stream: Stream[tuple[str, pa.Table]], writer: str) -> None:
         """`late_events` rows (dataflows/windowing.py builds them)."""
+        flow = stream.stream_id.split(".", 1)[0]
+        op.inspect(
+            "count_late_events",
+            stream,
+            lambda _step, kv: late_events.add(kv[1].num_rows, {"flow": flow}),
+        )
         self.to_table("late_events", stream, LATE_EVENTS, writer)

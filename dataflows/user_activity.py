@@ -24,6 +24,7 @@ from dataflows.decode import FrameDecoders
 from dataflows.entry import flow_attribute
 from dataflows.inputs import topic_partitions
 from dataflows.messages import MessageBatch
+from dataflows.metrics import observed_batches
 from dataflows.outputs import Outputs
 from dataflows.windowing import (
     DUPS,
@@ -96,7 +97,11 @@ def build(
 ) -> Dataflow:
     flow = Dataflow(FLOW)
     batches = op.input("user_behavior", flow, source)
-    decoded = op.flat_map("decode", batches, FrameDecoders(FLOW, {USER_BEHAVIOR: UserActionFields}))
+    decoded = op.flat_map(
+        "decode",
+        batches,
+        observed_batches(FLOW, "decode", FrameDecoders(FLOW, {USER_BEHAVIOR: UserActionFields})),
+    )
     frames = op.branch("split_dead_letters", decoded, lambda item: isinstance(item, Frame))
     outputs.dead_letters(frames.falses, writer=FLOW)
     windows = window_aggregate(

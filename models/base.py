@@ -68,3 +68,8 @@ def derived_id(*parts: object) -> str:
     """A deterministic id for a derived record (flow, key, window ...): reruns give the same id."""
     text = "\x1f".join(str(part) for part in parts)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def type_tag(value: msgspec.Struct) -> str:
+    """The `type` an event or command is tagged with on the wire (`order_created`, ...)."""
+    return type(value).__struct_config__.tag  # type: ignore[return-value]

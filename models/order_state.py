@@ -21,7 +21,7 @@ from collections import OrderedDict
 
 import msgspec
 
-from models.base import Id, Text, Timestamp, derived_id
+from models.base import Id, Text, Timestamp, derived_id, type_tag
 from models.orders import (
     CancelOrder,
     CreateOrder,
@@ -81,7 +81,7 @@ STATUS_AFTER: dict[type, OrderStatus] = {
 
 
 def command_type(command: OrderCommandType) -> str:
-    return type(command).__struct_config__.tag  # type: ignore[return-value]
+    return type_tag(command)
 
 
 class OrderState(msgspec.Struct, kw_only=True):

@@ -62,7 +62,8 @@ class Warehouse:
         files = self.lake.data_files(tbl.name)
         self.files[tbl.name] = files
         if files:
-            relation = self.con.read_parquet([str(f) for f in files])
+            # By name: files written before a column was added read it as NULL.
+            relation = self.con.read_parquet([str(f) for f in files], union_by_name=True)
         else:  # an empty table still has its columns, so queries over it work
             relation = self.con.from_arrow(pa.Table.from_pylist([], schema=tbl.schema))
         relation.create_view(tbl.name, replace=True)

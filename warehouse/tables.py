@@ -301,6 +301,8 @@ ORDER_VIEW = Table(
         ("cancel_reason", pa.string(), True),
         ("history", pa.list_(STATUS_CHANGE), False),
         ("last_event_id", pa.string(), False),
+        # The span that projected this row (W3C traceparent): the row's end of its trace.
+        ("traceparent", pa.string(), True),
     ),
     # An order's rows all fall in the date it was created: one partition per order.
     partition_by="created_at",

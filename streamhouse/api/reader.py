@@ -25,15 +25,18 @@ from warehouse.tables import ORDER_REJECTIONS, ORDER_VIEW
 VIEW = ORDER_VIEW.name
 PARTITION_KEY = "date"
 COMPACTED = "order_view_compacted"
-VERSIONS_COMPACTED = f"SELECT * EXCLUDE (last_event_id) FROM {COMPACTED} WHERE order_id = $order_id"
+VERSIONS_COMPACTED = (
+    f"SELECT * EXCLUDE (last_event_id, traceparent) FROM {COMPACTED} WHERE order_id = $order_id"
+)
 VERSIONS_RECENT = (
-    "SELECT * EXCLUDE (last_event_id) FROM read_parquet($files) WHERE order_id = $order_id"
+    "SELECT * EXCLUDE (last_event_id, traceparent) "
+    "FROM read_parquet($files, union_by_name = true) WHERE order_id = $order_id"
 )
 """Every version of one order: from the compacted files (a view bound once, pruned by
 statistics), and from the recent files that hold it. A handful of rows: picking the newest
 here is cheaper than ORDER BY ... LIMIT 1, which DuckDB plans as a second scan."""
 PAGE = f"""
-SELECT * EXCLUDE (last_event_id, items, history) FROM {VIEW}
+SELECT * EXCLUDE (last_event_id, traceparent, items, history) FROM {VIEW}
 WHERE $customer_id IS NULL OR customer_id = $customer_id
 QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY version DESC) = 1
      AND ($status IS NULL OR status = $status)
@@ -123,7 +126,9 @@ class OrderReader:
         self._recent.update(files)
         compacted = self._recent.compacted
         if compacted and compacted != self._compacted:
-            self._warehouse.con.read_parquet(compacted).create_view(COMPACTED, replace=True)
+            self._warehouse.con.read_parquet(compacted, union_by_name=True).create_view(
+                COMPACTED, replace=True
+            )
         self._compacted = compacted
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
