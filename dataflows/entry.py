@@ -14,11 +14,16 @@ from dataflows.outputs import Outputs
 
 
 def flow_attribute(flow_from_env: Callable[[], Dataflow]) -> Callable[[str], Dataflow]:
-    """A module-level `__getattr__` whose `flow` is `flow_from_env()`."""
+    """A module-level `__getattr__` whose `flow` is `flow_from_env()`, in a process whose
+    telemetry is set up as `streamhouse-<flow>` (streamhouse/telemetry.py)."""
 
     def __getattr__(name: str) -> Dataflow:
         if name == "flow":
-            return flow_from_env()
+            from streamhouse.telemetry import configure, service_name
+
+            flow = flow_from_env()
+            configure(service_name(flow.flow_id))
+            return flow
         raise AttributeError(name)
 
     return __getattr__

@@ -26,6 +26,7 @@ from confluent_kafka import (
 )
 
 from dataflows.messages import MessageBatch, RawMessage
+from dataflows.metrics import set_consumer_lag
 from models.simulator import SimConfig, Simulator
 
 SIMULATOR_PARTITION = "simulator"
@@ -157,7 +158,7 @@ class _KafkaPartition(StatefulSourcePartition[MessageBatch, int]):
             _, self._end = consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), timeout=30.0
             )
-        self._prefetch = _Prefetcher(consumer, batch_size)
+        self._prefetch = _Prefetcher(consumer, TopicPartition(topic, partition), batch_size)
 
     def next_batch(self) -> Iterable[MessageBatch]:
         if self._end is not None and (self._next_offset or 0) >= self._end:
@@ -173,7 +174,14 @@ class _KafkaPartition(StatefulSourcePartition[MessageBatch, int]):
                 return []
             last = messages[-1].offset()
         self._next_offset = last + 1
+        self._report_lag()
         return [MessageBatch(self._topic, self._partition, values, messages)]
+
+    def _report_lag(self) -> None:
+        """`streamhouse.consumer.lag`, from the high watermark of the last fetch."""
+        high = self._prefetch.high_watermark
+        if high >= 0 and self._next_offset is not None:
+            set_consumer_lag(self._topic, self._partition, max(0, high - self._next_offset))
 
     def next_awake(self) -> None:
         return None  # next_batch already waits up to its timeout
@@ -196,8 +204,13 @@ class _Prefetcher:
     at a snapshot is read again after a restart.
     """
 
-    def __init__(self, consumer: Consumer, batch_size: int, depth: int = 2) -> None:
-        self._consumer, self._batch_size = consumer, batch_size
+    def __init__(
+        self, consumer: Consumer, assigned: TopicPartition, batch_size: int, depth: int = 2
+    ) -> None:
+        self.consumer, self._assigned, self._batch_size = consumer, assigned, batch_size
+        self.high_watermark = -1
+        """The partition's end offset as of the last fetch (librdkafka's cached value, read
+        on this thread: the consumer is not to be called from two threads at once)."""
         self._ready: queue.Queue[tuple[list[Message], list[bytes | None]] | BaseException] = (
             queue.Queue(maxsize=depth)
         )
@@ -208,11 +221,14 @@ class _Prefetcher:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                messages = self._consumer.consume(self._batch_size, timeout=0.1)
+                messages = self.consumer.consume(self._batch_size, timeout=0.1)
                 if any(m.error() for m in messages):
                     messages = _without_eof_markers(messages)
                 if not messages:
                     continue
+                self.high_watermark = self.consumer.get_watermark_offsets(
+                    self._assigned, cached=True
+                )[1]
                 polled = (messages, [m.value() for m in messages])
                 while not self._stop.is_set():
                     try:
@@ -236,7 +252,7 @@ class _Prefetcher:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5.0)
-        self._consumer.close()
+        self.consumer.close()
 
 
 class KafkaBatchSource(FixedPartitionedSource[MessageBatch, int | None]):

@@ -20,6 +20,8 @@ import msgspec
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import KafkaError, Producer
 
+from sinks.telemetry import sink_write
+
 PRODUCER_DEFAULTS: dict[str, str | int | bool] = {
     "enable.idempotence": True,  # retries never duplicate or reorder within a partition
     # Delivery reports only for failures: a Python callback per acknowledged message
@@ -125,8 +127,10 @@ class _ProducerPartition(StatefulSinkPartition[KafkaMessage, None]):
         self.producer = producer
 
     def write_batch(self, values: list[KafkaMessage]) -> None:
-        self.producer.send_many(values)
-        self.producer.poll()
+        # The span covers enqueueing; delivery is awaited at the epoch's end (snapshot).
+        with sink_write("kafka", ",".join(sorted({m.topic for m in values})), len(values)):
+            self.producer.send_many(values)
+            self.producer.poll()
 
     def snapshot(self) -> None:
         self.producer.flush()

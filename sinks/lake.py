@@ -21,6 +21,7 @@ import msgspec
 import pyarrow as pa
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
+from sinks.telemetry import sink_write
 from warehouse.lake import Lake, check_writer_name, conform, writer_file_name
 from warehouse.tables import Table, table
 
@@ -66,9 +67,10 @@ class _LakePartition(StatefulSinkPartition[LakeValue, int]):
         if self._rows:
             parts.append(conform(self._table, self._rows))
         data = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        self._lake.write(
-            self._table, data, writer_file_name(self._writer, self._part, self._next_seq)
-        )
+        name = writer_file_name(self._writer, self._part, self._next_seq)
+        with sink_write("lake", self._table.name, data.num_rows) as span:
+            span.set_attribute("streamhouse.file", name)
+            self._lake.write(self._table, data, name)
         self._next_seq += 1
         self._batches, self._rows, self._buffered = [], [], 0
 

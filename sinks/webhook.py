@@ -26,9 +26,12 @@ import urllib.error
 import urllib.request
 from collections import deque
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+
+from sinks.telemetry import sink_write
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +135,10 @@ class _Deliverer:
             headers["Authorization"] = f"Bearer {self.config.token}"
         request = urllib.request.Request(self.config.url, body, headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
+            with (
+                sink_write("webhook", urlsplit(self.config.url).netloc, 1),
+                urllib.request.urlopen(request, timeout=self.config.timeout_s) as response,
+            ):
                 response.read()
                 return None
         except urllib.error.HTTPError as e:

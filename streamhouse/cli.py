@@ -21,7 +21,8 @@ import duckdb
 from confluent_kafka import KafkaException
 
 from sinks.kafka import KafkaDeliveryError
-from streamhouse.broker import BrokerError
+from streamhouse import telemetry
+from streamhouse.broker import BrokerError, free_port
 from streamhouse.config import ConfigError, Settings, check_broker, check_kafka_config, from_env
 from streamhouse.render import FORMATS
 from warehouse.lake import Lake, LakeError
@@ -185,13 +186,64 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> list[str]:
-    """The `python -m bytewax.run` command line for `streamhouse run`."""
+    """The `python -m bytewax.run` command line for `streamhouse run` (one process)."""
     cmd = [sys.executable, "-m", "bytewax.run", f"{FLOWS[args.flow]}:flow", "-w", str(args.workers)]
     # Without recovery the interval is still the epoch length: how often sinks write.
     cmd += ["-s", str(args.snapshot_interval)]
     if args.recovery_dir is not None:
         cmd += ["-r", str(args.recovery_dir), "-b", str(args.backup_interval)]
     return cmd
+
+
+def cluster_commands(args: argparse.Namespace) -> list[list[str]]:
+    """One command per process: with `--processes N`, N bytewax processes on loopback ports,
+    each told its id (`-i`) and every address (`-a`), which together run one dataflow."""
+    cmd = run_command(args)
+    if args.processes == 1:
+        return [cmd]
+    addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(args.processes))
+    return [[*cmd, "-i", str(i), "-a", addresses] for i in range(args.processes)]
+
+
+def process_env(env: dict[str, str], args: argparse.Namespace, i: int) -> dict[str, str]:
+    """Process `i`'s environment: with `--metrics-port P`, bytewax's /metrics (ours beside
+    its own) on port P + i."""
+    if args.metrics_port is None:
+        return env
+    return {
+        **env,
+        "BYTEWAX_DATAFLOW_API_ENABLED": "true",
+        "BYTEWAX_DATAFLOW_API_PORT": str(args.metrics_port + i),
+    }
+
+
+def supervise(procs: list[subprocess.Popen[bytes]]) -> int:
+    """Wait for every process of a run. One that fails stops the others (its peers would
+    wait for it forever); the first failure's code is the run's."""
+
+    def forward(signum: int, _frame: object) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    # A stop request to this command is one to the flow: forwarded, never leaving it orphaned.
+    signal.signal(signal.SIGTERM, forward)
+    code = 0
+    try:
+        while any(p.poll() is None for p in procs):
+            failed = [p for p in procs if p.returncode not in (None, 0)]
+            if failed and code == 0:
+                code = failed[0].returncode
+                for p in procs:
+                    if p.poll() is None:
+                        p.terminate()
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        forward(signal.SIGINT, None)
+        for p in procs:
+            p.wait()
+    code = code or next((p.returncode for p in procs if p.returncode), 0)
+    return 128 - code if code < 0 else code  # ended by a signal: the shell's 128 + N
 
 
 def recovery_dir(args: argparse.Namespace, settings: Settings) -> Path | None:
@@ -257,20 +309,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     webhook_from_env(env)
     order_rate_detector_from_env(env)
     anomaly_default_from_env(env)
+    telemetry.check(env)
     args.recovery_dir = recovery_dir(args, settings)
     if args.recovery_dir is not None:
-        _init_recovery(args.recovery_dir, args.recovery_partitions)
-    cmd = run_command(args)
-    print("+ " + " ".join(cmd), file=sys.stderr)
-    proc = subprocess.Popen(cmd, env=env)
-    # A stop request to this command is one to the flow: forwarded, never leaving it orphaned.
-    signal.signal(signal.SIGTERM, lambda signum, _frame: proc.send_signal(signum))
-    try:
-        code = proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait()
-    return 128 - code if code < 0 else code  # ended by a signal: the shell's 128 + N
+        partitions = args.recovery_partitions or args.processes * args.workers
+        _init_recovery(args.recovery_dir, partitions)
+    procs = []
+    for i, cmd in enumerate(cluster_commands(args)):
+        print("+ " + " ".join(cmd), file=sys.stderr)
+        procs.append(subprocess.Popen(cmd, env=process_env(env, args, i)))
+    return supervise(procs)
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -509,7 +557,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("flow", choices=sorted(FLOWS))
     p.add_argument(
-        "-w", "--workers", type=_positive(int), default=1, help="worker threads in this process"
+        "-w", "--workers", type=_positive(int), default=1, help="worker threads per process"
+    )
+    p.add_argument(
+        "--processes",
+        type=_positive(int),
+        default=1,
+        help="processes on this machine that run the flow together (a bytewax cluster on "
+        "loopback); partitions are spread over processes x workers",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=_positive(int),
+        default=None,
+        help="serve Prometheus /metrics (bytewax's and streamhouse's) on this port, "
+        "process i on PORT+i; default: off",
     )
     p.add_argument(
         "--recovery-dir",
@@ -526,8 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--recovery-partitions",
         type=_positive(int),
-        default=1,
-        help="partitions to create in a new recovery dir (>= the most workers you run)",
+        default=None,
+        help="partitions to create in a new recovery dir (default: processes x workers; "
+        "keep it >= the most workers you will run)",
     )
     p.add_argument(
         "--snapshot-interval",

@@ -9,6 +9,7 @@
     GET  /orders?customer_id=&status=&limit=
     GET  /healthz                      the process is up
     GET  /readyz                       Kafka answers and the lake is readable, else 503
+    GET  /metrics                      Prometheus text (streamhouse/telemetry.py)
 
 A `202` means the command is in Kafka, not that it was accepted by the state
 machine: the order view shows the outcome (its new status, or the command
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
+from opentelemetry.trace import SpanKind
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -42,7 +45,7 @@ from sinks.kafka_async import ProduceError
 from streamhouse.api.bodies import ACTIONS, ORDER_ID, NewOrder, command_for, new_ids
 from streamhouse.api.idempotency import IdempotencyCache, Reused
 from streamhouse.api.reader import OrderReader
-from streamhouse.tracing import child_traceparent
+from streamhouse.tracing import producer_traceparent, tracer
 
 MAX_PAGE = 1000
 _json = msgspec.json.Encoder()
@@ -168,10 +171,10 @@ class OrderApi:
             )
         order_id, command_id = new_ids(key, action, order_id)
         command = command_for(action, body, order_id, command_id)
-        traceparent = child_traceparent(request.headers.get("traceparent"))
+        incoming = request.headers.get("traceparent")
 
         async def publish() -> tuple[int, bytes, dict[str, str]]:
-            await self._publish(command, traceparent)
+            await self._publish(command, incoming)
             return (
                 202,
                 _json.encode({"order_id": order_id, "command_id": command_id, "command": action}),
@@ -197,17 +200,28 @@ class OrderApi:
                 ) from None
         return Response(content, status, headers, media_type="application/json")
 
-    async def _publish(self, command: OrderCommandType, traceparent: str) -> None:
-        message = KafkaMessage(
-            ORDER_COMMANDS,
-            command.order_id.encode(),
-            encode(command),
-            (("traceparent", traceparent.encode()),),
-        )
-        try:
-            await self.bus.send(message)
-        except ProduceError as e:
-            raise ApiError(503, f"the command was not stored: {e}") from None
+    async def _publish(self, command: OrderCommandType, incoming: str | None) -> None:
+        """Produce the command in a PRODUCER span, whose context its `traceparent` carries."""
+        with tracer.start_as_current_span(
+            f"{ORDER_COMMANDS} publish",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": ORDER_COMMANDS,
+                "order_id": command.order_id,
+                "command_id": command.command_id,
+            },
+        ):
+            message = KafkaMessage(
+                ORDER_COMMANDS,
+                command.order_id.encode(),
+                encode(command),
+                (("traceparent", producer_traceparent(incoming).encode()),),
+            )
+            try:
+                await self.bus.send(message)
+            except ProduceError as e:
+                raise ApiError(503, f"the command was not stored: {e}") from None
 
     async def create(self, request: Request) -> Response:
         return await self._command(request, "create", None)
@@ -257,6 +271,11 @@ class OrderApi:
         body = {"kafka": "ok" if kafka else "unreachable", "lake": "ok" if lake else "unreadable"}
         return json_response(200 if kafka and lake else 503, body)
 
+    async def metrics(self, _request: Request) -> Response:
+        """The process's metrics as Prometheus text: what a scraper reads; with a token
+        configured, it needs it like every endpoint but the health checks."""
+        return Response(generate_latest(REGISTRY), 200, media_type=CONTENT_TYPE_LATEST)
+
     def app(self) -> Starlette:
         e = self.endpoint
         routes = [
@@ -269,6 +288,7 @@ class OrderApi:
             ),
             Route("/healthz", e(self.healthz, public=True), methods=["GET"]),
             Route("/readyz", e(self.readyz, public=True), methods=["GET"]),
+            Route("/metrics", e(self.metrics), methods=["GET"]),
         ]
         return Starlette(
             routes=routes,

@@ -23,6 +23,8 @@ from streamhouse.broker import free_port
 from streamhouse.config import ConfigError, Settings
 from streamhouse.http_metrics import HttpMetricsMiddleware
 from streamhouse.process import tune_gc
+from streamhouse.telemetry import configure
+from streamhouse.tracing import TracingMiddleware
 from warehouse.lake import Lake
 
 SERVICE = "orders-api"
@@ -50,7 +52,7 @@ def build_app(settings: Settings, config: ApiConfig) -> tuple[Any, AsyncProducer
     reader = OrderReader(Lake(settings.lake_dir))
     api = OrderApi(KafkaBus(producer), reader, config)
     app = HttpMetricsMiddleware(api.app(), service=SERVICE, publish=producer.offer)
-    return app, producer, reader
+    return TracingMiddleware(app), producer, reader
 
 
 @contextmanager
@@ -74,6 +76,7 @@ def background_server(app: Any) -> Iterator[int]:
 
 def serve(settings: Settings, config: ApiConfig, host: str, port: int) -> None:
     tune_gc()  # as in the dataflows: collections every 700 objects showed in the API's p99
+    configure(f"streamhouse-{SERVICE}")
     app, producer, reader = build_app(settings, config)
     try:
         uvicorn.run(
