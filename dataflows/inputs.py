@@ -163,6 +163,11 @@ class _KafkaPartition(StatefulSourcePartition[MessageBatch, int]):
     def next_batch(self) -> Iterable[MessageBatch]:
         if self._end is not None and (self._next_offset or 0) >= self._end:
             raise StopIteration
+        batches = self._next()
+        self._report_lag()
+        return batches
+
+    def _next(self) -> list[MessageBatch]:
         messages, values = self._prefetch.next(timeout_s=0.1)
         if not messages:
             return []
@@ -174,14 +179,15 @@ class _KafkaPartition(StatefulSourcePartition[MessageBatch, int]):
                 return []
             last = messages[-1].offset()
         self._next_offset = last + 1
-        self._report_lag()
         return [MessageBatch(self._topic, self._partition, values, messages)]
 
     def _report_lag(self) -> None:
-        """`streamhouse.consumer.lag`, from the high watermark of the last fetch."""
-        high = self._prefetch.high_watermark
-        if high >= 0 and self._next_offset is not None:
-            set_consumer_lag(self._topic, self._partition, max(0, high - self._next_offset))
+        """`streamhouse.consumer.lag`, from the watermarks of the last fetch; a partition
+        not read yet is behind by all it holds."""
+        low, high = self._prefetch.low_watermark, self._prefetch.high_watermark
+        if high >= 0:
+            position = self._next_offset if self._next_offset is not None else max(low, 0)
+            set_consumer_lag(self._topic, self._partition, max(0, high - position))
 
     def next_awake(self) -> None:
         return None  # next_batch already waits up to its timeout
@@ -208,8 +214,8 @@ class _Prefetcher:
         self, consumer: Consumer, assigned: TopicPartition, batch_size: int, depth: int = 2
     ) -> None:
         self.consumer, self._assigned, self._batch_size = consumer, assigned, batch_size
-        self.high_watermark = -1
-        """The partition's end offset as of the last fetch (librdkafka's cached value, read
+        self.low_watermark = self.high_watermark = -1
+        """The partition's first and end offsets as of the last fetch (librdkafka's cached value, read
         on this thread: the consumer is not to be called from two threads at once)."""
         self._ready: queue.Queue[tuple[list[Message], list[bytes | None]] | BaseException] = (
             queue.Queue(maxsize=depth)
@@ -224,11 +230,11 @@ class _Prefetcher:
                 messages = self.consumer.consume(self._batch_size, timeout=0.1)
                 if any(m.error() for m in messages):
                     messages = _without_eof_markers(messages)
+                self.low_watermark, self.high_watermark = self.consumer.get_watermark_offsets(
+                    self._assigned, cached=True
+                )
                 if not messages:
                     continue
-                self.high_watermark = self.consumer.get_watermark_offsets(
-                    self._assigned, cached=True
-                )[1]
                 polled = (messages, [m.value() for m in messages])
                 while not self._stop.is_set():
                     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 from helpers import read_all
+from otlp import Receiver, span_tree
 
 from models.topics import METRICS_EVENTS, ORDER_COMMANDS, ORDER_EVENTS, ORDER_REJECTIONS
 from streamhouse.broker import free_port
@@ -36,8 +38,17 @@ VISIBLE_S = 60.0
 
 
 class Stack:
-    def __init__(self, bootstrap: str, prefix: str, lake: Path, base: str) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        prefix: str,
+        lake: Path,
+        base: str,
+        otlp: Receiver,
+        metrics_ports: dict[str, int],
+    ) -> None:
         self.bootstrap, self.prefix, self.lake, self.base = bootstrap, prefix, lake, base
+        self.otlp, self.metrics_ports = otlp, metrics_ports
         self.http = httpx.Client(base_url=base, headers=AUTH, timeout=30)
 
     def wait_for(self, order_id: str, check: Any = lambda v: True) -> dict[str, Any]:
@@ -67,12 +78,27 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def otlp() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, otlp: Receiver
+) -> Iterator[Stack]:
+    """The API and both CQRS flows, exporting traces and metrics to `otlp` (as to a
+    collector), the flows serving /metrics too."""
     prefix = f"cqrs{os.getpid()}-"
     create_topics({"bootstrap.servers": kafka_bootstrap}, 3, 1, prefix)
     lake = tmp_path_factory.mktemp("cqrs") / "lake"
     port = free_port()
+    metrics_ports = {"order_commands": free_port(), "order_projection": free_port()}
     env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "OTEL_METRIC_EXPORT_INTERVAL": "1000",
         **os.environ,
         "STREAMHOUSE_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "STREAMHOUSE_TOPIC_PREFIX": prefix,
@@ -83,8 +109,18 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     logs = tmp_path_factory.mktemp("cqrs-logs")
     procs = []
     for name, command in {
-        "order_commands": [CLI, "run", "order_commands", "--snapshot-interval", "1"],
-        "order_projection": [CLI, "run", "order_projection", "--snapshot-interval", "1"],
+        **{
+            flow: [
+                CLI,
+                "run",
+                flow,
+                "--snapshot-interval",
+                "1",
+                "--metrics-port",
+                str(metrics_ports[flow]),
+            ]
+            for flow in ("order_commands", "order_projection")
+        },
         "api": [CLI, "api", "--port", str(port)],
     }.items():
         out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
@@ -92,7 +128,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(base, procs, logs)
-        yield Stack(kafka_bootstrap, prefix, lake, base)
+        yield Stack(kafka_bootstrap, prefix, lake, base, otlp, metrics_ports)
     finally:
         for _name, proc, _out in procs:
             proc.terminate()
@@ -150,6 +186,98 @@ def test_round_trip_create_pay_ship_shows_each_step_with_history(stack: Stack) -
     assert view["rejections"] == []
     page = stack.http.get("/orders", params={"customer_id": "c-1", "status": "shipped"}).json()
     assert order_id in [o["order_id"] for o in page["orders"]]
+
+
+def test_one_order_is_one_trace_from_post_to_its_view_row(stack: Stack) -> None:
+    """The client's trace runs through the API, the command handler and the projection to
+    the `order_view` row, whose `traceparent` names the span that projected it."""
+    trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
+    r = stack.http.post("/orders", json={"customer_id": "c-trace", "items": ITEMS},
+                        headers={"traceparent": f"00-{trace_id}-{client_span}-01"})  # fmt: skip
+    assert r.status_code == 202, r.text
+    order_id = r.json()["order_id"]
+    stack.wait_for(order_id)
+    [row] = stack.sql(
+        "SELECT traceparent, filename FROM read_parquet($files, filename = true) "
+        "WHERE order_id = $id",
+        {"files": [str(f) for f in Lake(stack.lake).data_files("order_view")], "id": order_id},
+    )
+    _, row_trace, row_span, _ = row["traceparent"].split("-")
+    assert row_trace == trace_id
+
+    def chain() -> list | None:
+        """The spans from the row's up to the client's, once all have arrived."""
+        by_id = {s.span_id: s for s in stack.otlp.spans if s.trace_id == trace_id}
+        spans, at = [], row_span
+        while at in by_id:
+            spans.append(by_id[at])
+            at = by_id[at].parent_id
+        return spans[::-1] if at == client_span else None
+
+    spans = stack.otlp.wait("the order's spans", chain)
+    assert [(s.service, s.name) for s in spans] == [
+        ("streamhouse-orders-api", "POST /orders"),
+        ("streamhouse-orders-api", "order-commands publish"),
+        ("streamhouse-order_commands", "order_commands create_order"),
+        ("streamhouse-order_projection", "order_projection order_created"),
+    ], span_tree(stack.otlp.spans, trace_id)
+    server, publish, handled, _ = spans
+    assert server.attributes["http.response.status_code"] == 202
+    assert publish.attributes["order_id"] == handled.attributes["order_id"] == order_id
+    assert handled.attributes["outcome"] == "accepted"
+
+    # Each flow's batch span links to the producer span of the message it decoded...
+    def linked(service: str, name: str, producer: str) -> bool:
+        return any(s.service == service and s.name == name and (trace_id, producer) in s.links
+                   for s in stack.otlp.spans)  # fmt: skip
+
+    stack.otlp.wait("the command handler's batch span",
+                    lambda: linked("streamhouse-order_commands", "order_commands decode",
+                                   publish.span_id))  # fmt: skip
+    stack.otlp.wait("the projection's batch span",
+                    lambda: linked("streamhouse-order_projection", "order_projection decode",
+                                   handled.span_id))  # fmt: skip
+    # ... and the lake write that landed the row is a span naming its file.
+    file = Path(row["filename"]).name
+    stack.otlp.wait("the lake write of the row's file", lambda: [
+        s for s in stack.otlp.spans if s.service == "streamhouse-order_projection"
+        and s.name == "lake write order_view" and s.attributes["streamhouse.file"] == file
+    ])  # fmt: skip
+    print(span_tree(stack.otlp.spans, trace_id))
+
+
+def test_flows_and_api_export_their_metrics(stack: Stack) -> None:
+    """Over OTLP to the collector, and as Prometheus text: the flows' beside bytewax's own
+    on /metrics, the API's on its /metrics."""
+    order_id = stack.create()
+    stack.wait_for(order_id)
+
+    def total(service: str, name: str) -> float:
+        points = stack.otlp.metrics.get((service, name), [])
+        return max((getattr(p, "as_int", 0) or getattr(p, "as_double", 0) for p in points
+                    if hasattr(p, "as_int")), default=0)  # fmt: skip
+
+    stack.otlp.wait("events in and out of order_commands", lambda: (
+        total("streamhouse-order_commands", "streamhouse.events.in") >= 1
+        and total("streamhouse-order_commands", "streamhouse.events.out") >= 1
+    ))  # fmt: skip
+    stack.otlp.wait("the projection's lake write durations", lambda: any(
+        p.count >= 1 for p in stack.otlp.metrics.get(
+            ("streamhouse-order_projection", "streamhouse.sink.write.duration"), [])
+    ))  # fmt: skip
+    stack.otlp.wait("the projection's event-time lag", lambda: stack.otlp.metrics.get(
+        ("streamhouse-order_projection", "streamhouse.event_time.lag")))  # fmt: skip
+    stack.otlp.wait("consumer lag per partition", lambda: {
+        dict((a.key, a.value.string_value) for a in p.attributes).get("partition")
+        for p in stack.otlp.metrics.get(("streamhouse-order_commands", "streamhouse.consumer.lag"), [])
+    } >= {"0", "1", "2"})  # fmt: skip
+
+    text = httpx.get(f"http://127.0.0.1:{stack.metrics_ports['order_commands']}/metrics").text
+    assert "streamhouse_events_in_total{" in text and 'flow="order_commands"' in text
+    assert "streamhouse_sink_write_duration_seconds_bucket{" in text
+    assert "bytewax_" in text or "item_inp_count" in text, text[:2000]  # bytewax's own, beside
+    assert stack.http.get("/metrics").status_code == 200
+    assert httpx.get(stack.base + "/metrics").status_code == 401  # the token guards it too
 
 
 def test_illegal_transition_is_rejected_with_a_reason_and_the_view_is_unchanged(
