@@ -22,10 +22,11 @@ test *args: lint
     if [ "$code" -eq 5 ]; then echo "test: pytest collected no tests" >&2; exit 1; fi
     exit "$code"
 
-# ruff lint and format check
+# ruff lint and format check; hadolint on the Dockerfile
 lint:
     {{bin}}/ruff check .
     {{bin}}/ruff format --check .
+    {{bin}}/hadolint Dockerfile
 
 # a local Apache Kafka broker on a free loopback port, until Ctrl-C
 broker *args:

@@ -285,6 +285,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
     env = dict(os.environ)
+    if args.flow is None:
+        args.flow = env.get("STREAMHOUSE_FLOW", "").strip()
+        if args.flow not in FLOWS:
+            raise ConfigError(
+                f"STREAMHOUSE_FLOW={args.flow!r}: name a flow (one of {', '.join(sorted(FLOWS))}) "
+                "as the argument or in STREAMHOUSE_FLOW"
+            )
     if args.input:
         env["STREAMHOUSE_INPUT"] = args.input
     if args.until_eof:
@@ -465,6 +472,21 @@ def cmd_compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    port = os.environ.get("BYTEWAX_DATAFLOW_API_PORT", "3030")
+    url = args.url or os.environ.get("STREAMHOUSE_HEALTH_URL") or f"http://127.0.0.1:{port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            response.read()
+    except (urllib.error.URLError, OSError) as e:
+        print(f"unhealthy: {url}: {getattr(e, 'reason', e)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_broker(args: argparse.Namespace) -> int:
     from streamhouse.broker import LocalBroker
 
@@ -555,7 +577,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one dataflow. Results go to stdout as JSON lines; "
         "dead letters and late events to stderr.",
     )
-    p.add_argument("flow", choices=sorted(FLOWS))
+    p.add_argument(
+        "flow",
+        nargs="?",
+        choices=sorted(FLOWS),
+        help="the dataflow; default: STREAMHOUSE_FLOW (how the container picks it)",
+    )
     p.add_argument(
         "-w", "--workers", type=_positive(int), default=1, help="worker threads per process"
     )
@@ -739,6 +766,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="broker data directory (default: a fresh temporary one)",
     )
     p.set_defaults(handler=cmd_broker)
+
+    p = sub.add_parser(
+        "health",
+        help="exit 0 if a streamhouse process answers on its health URL (container healthcheck)",
+        description="GET a URL: a flow's /metrics (bytewax's dataflow API) or the API's /healthz.",
+    )
+    p.add_argument(
+        "--url",
+        default=None,
+        help="default: STREAMHOUSE_HEALTH_URL, else http://127.0.0.1:"
+        "$BYTEWAX_DATAFLOW_API_PORT/metrics (port 3030 unless set)",
+    )
+    p.add_argument("--timeout", type=_positive(float), default=5.0, help="seconds")
+    p.set_defaults(handler=cmd_health)
     return parser
 
 
