@@ -8,6 +8,8 @@ processes is the uneven split of bytewax #556. Each run is `streamhouse run FLOW
 flow's input messages / (the run's wall time - its start-up), the start-up being the
 wall time of the same run over empty topics (printed apart).
 The broker runs on the same 2 cores, so 2 processes compete with it and with each other.
+Set STREAMHOUSE_SHARDS (default 1) to spread the windowed aggregation over the workers:
+with one shard, one worker aggregates everything whatever the process count.
 Usage: python benchmarks/bench_cluster.py [--rate 4000] [--duration 300] [--flows user_activity,api_metrics]
 Starts its own broker unless KAFKA_BOOTSTRAP_SERVERS is set.
 """
