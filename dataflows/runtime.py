@@ -27,17 +27,11 @@ from models.alerts import AlertPolicy
 from models.detectors import Detector, ParameterError, parse_spec
 from models.simulator import SimConfig
 from sinks.webhook import WebhookConfig
-from streamhouse.config import ConfigError, Settings, env_number
+from streamhouse.config import ConfigError, Settings, env_flag, env_number
 from streamhouse.process import tune_gc
 from warehouse.lake import Lake
 
 INPUTS = ("kafka", "simulator")
-
-TRUE = {"1", "true", "yes", "on"}
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in TRUE
 
 
 def simulator_config_from_env(settings: Settings, env: Mapping[str, str] = os.environ) -> SimConfig:
@@ -141,7 +135,7 @@ def source_from_env(settings: Settings, topics: Iterable[str]) -> Source[Message
         return KafkaBatchSource(
             settings.kafka_config(),
             topics,
-            until_eof=_flag("STREAMHOUSE_UNTIL_EOF"),
+            until_eof=env_flag(os.environ, "STREAMHOUSE_UNTIL_EOF"),
             topic_prefix=settings.topic_prefix,
         )
     if kind == "simulator":
@@ -153,8 +147,7 @@ def outputs_from_env(settings: Settings, stdout_tables: set[str] | None = None) 
     """Lake always (STREAMHOUSE_LAKE_DIR); Kafka outputs when the input is Kafka, or when
     STREAMHOUSE_KAFKA_OUTPUT=1 (0 turns them off)."""
     kafka_input = os.environ.get("STREAMHOUSE_INPUT", "kafka") == "kafka"
-    to_kafka = os.environ.get("STREAMHOUSE_KAFKA_OUTPUT")
-    kafka_on = kafka_input if to_kafka in (None, "") else to_kafka.strip().lower() in TRUE
+    kafka_on = env_flag(os.environ, "STREAMHOUSE_KAFKA_OUTPUT", default=kafka_input)
     return Outputs(
         lake=Lake(settings.lake_dir),
         kafka=settings.kafka_config() if kafka_on else None,

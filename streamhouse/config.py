@@ -64,6 +64,16 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def env_flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    """An on/off setting from `env`: 1, true, yes or on (any case) is on; unset or empty is
+    `default`; anything else is off."""
+    raw = env.get(name, "").strip()
+    return default if raw == "" else raw.lower() in TRUE
+
+
 def env_number(
     env: Mapping[str, str],
     name: str,
