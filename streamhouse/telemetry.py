@@ -28,64 +28,57 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-from streamhouse.config import ConfigError
+from streamhouse.config import ConfigError, env_flag
 
-TRUE = {"1", "true", "yes", "on"}
-_configured: str | None = None
+ENDPOINTS = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+)
+_configured = False
 
 
 def _endpoint(env: Mapping[str, str], signal: str) -> str | None:
-    return (
-        env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    ) or None
-
-
-def _check_url(name: str, url: str) -> None:
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{name}={url!r} is not an http(s) URL (OTLP over HTTP)")
+    return env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or env.get(ENDPOINTS[0]) or None
 
 
 def check(env: Mapping[str, str] = os.environ) -> None:
     """Raise ConfigError for telemetry settings `configure` could not use."""
-    for signal in ("TRACES", "METRICS", ""):
-        name = f"OTEL_EXPORTER_OTLP_{signal + '_' if signal else ''}ENDPOINT"
-        if value := env.get(name):
-            _check_url(name, value)
+    for name in ENDPOINTS:
+        url = env.get(name)
+        if url and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{name}={url!r} is not an http(s) URL (OTLP over HTTP)")
 
 
-def configure(service: str, env: Mapping[str, str] = os.environ) -> bool:
-    """Install this process's tracer and meter providers (once; later calls are no-ops).
-
-    True when spans are recorded (an exporter is configured)."""
+def configure(service: str, env: Mapping[str, str] = os.environ) -> None:
+    """Install this process's tracer and meter providers, once (later calls do nothing).
+    Whether spans are recorded is then `dataflows.tracing.recording()`."""
     global _configured
-    if _configured is not None:
-        return _configured != ""
+    if _configured:
+        return
     check(env)
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() in TRUE:
-        _configured = ""
-        return False
+    _configured = True
+    if env_flag(env, "OTEL_SDK_DISABLED"):
+        return
     resource = Resource.create({SERVICE_NAME: service})
-    tracing = _configure_traces(resource, env)
+    _configure_traces(resource, env)
     _configure_metrics(resource, env)
-    _configured = service if tracing else ""
-    return tracing
 
 
-def _configure_traces(resource: Resource, env: Mapping[str, str]) -> bool:
+def _configure_traces(resource: Resource, env: Mapping[str, str]) -> None:
     processors = []
     if _endpoint(env, "TRACES"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         processors.append(BatchSpanProcessor(OTLPSpanExporter()))
-    if env.get("STREAMHOUSE_OTEL_CONSOLE", "").strip().lower() in TRUE:
+    if env_flag(env, "STREAMHOUSE_OTEL_CONSOLE"):
         processors.append(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
     if not processors:
-        return False
+        return
     provider = TracerProvider(resource=resource)
     for processor in processors:
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
-    return True
 
 
 def _configure_metrics(resource: Resource, env: Mapping[str, str]) -> None:
@@ -99,6 +92,6 @@ def _configure_metrics(resource: Resource, env: Mapping[str, str]) -> None:
     metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
 
 
-def service_name(flow: str) -> str:
-    """The `service.name` of a dataflow's processes."""
-    return f"streamhouse-{flow}"
+def service_name(component: str) -> str:
+    """The `service.name` of a streamhouse process: a dataflow's, or the API's."""
+    return f"streamhouse-{component}"

@@ -23,7 +23,7 @@ from streamhouse.broker import free_port
 from streamhouse.config import ConfigError, Settings
 from streamhouse.http_metrics import HttpMetricsMiddleware
 from streamhouse.process import tune_gc
-from streamhouse.telemetry import configure
+from streamhouse.telemetry import configure, service_name
 from streamhouse.tracing import TracingMiddleware
 from warehouse.lake import Lake
 
@@ -76,7 +76,7 @@ def background_server(app: Any) -> Iterator[int]:
 
 def serve(settings: Settings, config: ApiConfig, host: str, port: int) -> None:
     tune_gc()  # as in the dataflows: collections every 700 objects showed in the API's p99
-    configure(f"streamhouse-{SERVICE}")
+    configure(service_name(SERVICE))
     app, producer, reader = build_app(settings, config)
     try:
         uvicorn.run(
