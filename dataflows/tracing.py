@@ -46,12 +46,21 @@ def recording() -> bool:
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
-def context_of(traceparent: bytes | str | None) -> Context | None:
-    """The remote span context a `traceparent` header names; None if absent or invalid."""
+def _text(value: bytes | str) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def context_of(
+    traceparent: bytes | str | None, tracestate: bytes | str | None = None
+) -> Context | None:
+    """The remote span context a `traceparent` header names (with its `tracestate`, if
+    any); None if absent or invalid."""
     if not traceparent:
         return None
-    text = traceparent.decode("latin-1") if isinstance(traceparent, bytes) else traceparent
-    context = _propagator.extract({"traceparent": text})
+    carrier = {"traceparent": _text(traceparent)}
+    if tracestate:
+        carrier["tracestate"] = _text(tracestate)
+    context = _propagator.extract(carrier)
     return context if trace.get_current_span(context).get_span_context().is_valid else None
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from dataflows.tracing import context_of, current_traceparent
 from streamhouse.http_metrics import route_template
 
 Scope = MutableMapping[str, Any]
@@ -26,7 +26,6 @@ ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 _TRACEPARENT = re.compile(r"^00-(?P<trace>[0-9a-f]{32})-[0-9a-f]{16}-(?P<flags>[0-9a-f]{2})$")
 _ZERO_TRACE = "0" * 32
-_propagator = TraceContextTextMapPropagator()
 tracer = trace.get_tracer("streamhouse.api")
 
 
@@ -42,9 +41,8 @@ def child_traceparent(incoming: str | None) -> str:
 def producer_traceparent(incoming: str | None) -> str:
     """The `traceparent` for a message produced now: the current span's (the producer span
     the caller opened), else a child of `incoming` (spans not recorded)."""
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier)
-    return carrier.get("traceparent") or child_traceparent(incoming)
+    current = current_traceparent()
+    return current.decode() if current else child_traceparent(incoming)
 
 
 class TracingMiddleware:
@@ -58,11 +56,11 @@ class TracingMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = dict(scope["headers"])
         method = scope.get("method", "")
         with tracer.start_as_current_span(
             method,
-            context=_propagator.extract(headers),
+            context=context_of(headers.get(b"traceparent"), headers.get(b"tracestate")),
             kind=SpanKind.SERVER,
             attributes={"http.request.method": method, "url.path": scope.get("path", "")},
         ) as span:
