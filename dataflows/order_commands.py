@@ -58,17 +58,17 @@ def handle(state: OrderState | None, command: Traced) -> tuple[OrderState, Trace
     ) as span:
         state, result = decide(state, c)
         if span is not None:
-            span.set_attribute(
-                "outcome",
-                "rejected"
-                if isinstance(result, OrderRejected)
-                else "accepted"
-                if result is not None
-                else "redelivery",
-            )
-        return state, None if result is None else Traced(
-            result, current_traceparent() or command.parent
-        )
+            span.set_attribute("outcome", outcome(result))
+        if result is None:
+            return state, None
+        return state, Traced(result, current_traceparent() or command.parent)
+
+
+def outcome(result: Event | OrderRejected | None) -> str:
+    """What a command came to, as its span records it."""
+    if result is None:
+        return "redelivery"
+    return "rejected" if isinstance(result, OrderRejected) else "accepted"
 
 
 def event_message(event: Traced) -> KafkaMessage:

@@ -38,6 +38,11 @@ def alert_messages(alerts: pa.Table) -> list[KafkaMessage]:
     ]
 
 
+def _flow_of(stream: Stream[Any]) -> str:
+    """The flow a stream belongs to: the first part of its id (`order_stats.decode.down`)."""
+    return stream.stream_id.split(".", 1)[0]
+
+
 @dataclass
 class Outputs:
     lake: Lake | None = None
@@ -59,8 +64,9 @@ class Outputs:
         step_id: str, stream: Stream[tuple[str, Any]], output: str, time_column: str | None
     ) -> None:
         """Count what leaves by this output, and how far its event time trails the clock."""
-        flow = stream.stream_id.split(".", 1)[0]
-        op.inspect(f"{step_id}_metrics", stream, record_output(flow, output, time_column))
+        op.inspect(
+            f"{step_id}_metrics", stream, record_output(_flow_of(stream), output, time_column)
+        )
 
     def _capture(self, step_id: str, stream: Stream[tuple[str, Any]], name: str) -> None:
         if self.captured is not None:
@@ -117,7 +123,7 @@ class Outputs:
 
     def late_events(self, stream: Stream[tuple[str, pa.Table]], writer: str) -> None:
         """`late_events` rows (dataflows/windowing.py builds them)."""
-        flow = stream.stream_id.split(".", 1)[0]
+        flow = _flow_of(stream)
         op.inspect(
             "count_late_events",
             stream,
